@@ -1,0 +1,3 @@
+from swimlatent_wrap.cli import main
+
+raise SystemExit(main())

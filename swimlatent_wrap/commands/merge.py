@@ -1,0 +1,7 @@
+"""`swimlatent merge`: not built yet (the release issue)."""
+
+from swimlatent_wrap.errors import UserError
+
+
+def run(args) -> int:
+    raise UserError("swimlatent merge is not built yet (release issue); nothing was done")

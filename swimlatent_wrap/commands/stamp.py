@@ -1,0 +1,7 @@
+"""`swimlatent stamp`: not built yet (the release issue)."""
+
+from swimlatent_wrap.errors import UserError
+
+
+def run(args) -> int:
+    raise UserError("swimlatent stamp is not built yet (release issue); nothing was done")

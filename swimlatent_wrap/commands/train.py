@@ -1,0 +1,7 @@
+"""`swimlatent train`: not built yet (the training stages issue)."""
+
+from swimlatent_wrap.errors import UserError
+
+
+def run(args) -> int:
+    raise UserError("swimlatent train is not built yet (training stages issue); nothing was done")
