@@ -167,6 +167,9 @@ class Table:
     fields: Sequence[Field] = ()
     subtables: Sequence["Table"] = ()
     array: bool = False  # [[name]]: a list of tables sharing this declaration
+    # Checks across fields of one table, on the converted values (defaults filled):
+    # returns (key, message) pairs.
+    check: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None
 
     def field_map(self) -> dict[str, Field]:
         return {f.name: f for f in self.fields}

@@ -1,0 +1,330 @@
+"""Check a recipe's sd-scripts tables the way sd-scripts does not (facts §0).
+
+sd-scripts loads `--config_file` TOML without checking keys, types or choices (§0.1), expands
+abbreviated options (§0.3) and accepts any string as optimizer or scheduler (§0.4). Every option
+the wrapper emits is checked here against the manifest: exact name, flag vs valued, type, choices;
+every dataset-config key against the schema of its level. Values come back converted to the TOML
+type sd-scripts needs (an int where a float belongs becomes a float, §0.17).
+
+Problems are ``Issue(table, key, message)``; the recipe loader turns them into
+``<file>: <table.key>: <message>`` lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from swimlatent_wrap.recipe.schema import describe
+from swimlatent_wrap.sdscripts.manifest import Manifest, Option
+from swimlatent_wrap.sdscripts.values import optimizer_problem, scheduler_problem
+
+
+@dataclass(frozen=True)
+class Issue:
+    table: str
+    key: str
+    message: str
+
+
+# Options the wrapper sets itself; a recipe setting them would fight the plan.
+WRAPPER_OWNED = {
+    "pretrained_model_name_or_path": "the top-level `model` key",
+    "output_dir": "the run folder (runs/<stage>/<timestamp>/output)",
+    "output_name": "the stage name",
+    "config_file": "the plan (args.toml)",
+    "output_config": "the plan",
+    "dataset_config": "[dataset] and [dataset_config] (dataset.toml)",
+    "train_data_dir": "[dataset]",
+    "reg_data_dir": "[dataset]",
+    "in_json": "[dataset] metadata_file",
+    "sample_prompts": "[sample] prompts",
+    "sample_sampler": "[sample] sampler",
+    "sample_every_n_epochs": "[sample] every_n_epochs",
+    "sample_every_n_steps": "[sample] every_n_steps",
+    "sample_at_first": "[sample] at_first",
+    "tokenizer_cache_dir": "the workdir (cache/tokenizers)",
+    "logging_dir": "the run folder",
+    "resume": "`swimlatent train --resume`",
+    "console_log_file": "the run folder's log",
+    "save_model_as": "swimlatent (always safetensors: outputs are verified and stamped as .safetensors)",
+    "use_safetensors": "swimlatent (save_model_as = safetensors)",
+}
+
+# Secrets never go into a recipe, a plan or a log (they come from the environment).
+SECRETS = {
+    "huggingface_token": "HF_TOKEN",
+    "wandb_api_key": "WANDB_API_KEY",
+}
+
+# CLI options that sd-scripts only uses as fallbacks for the dataset config (facts §5).
+DATASET_FALLBACK_RENAMES = {"train_batch_size": "batch_size", "dataset_repeats": "num_repeats"}
+
+# Subset-level keys the wrapper writes itself from [dataset].
+DATASET_OWNED = {
+    "image_dir": "[dataset] (the dataset's images folder)",
+    "metadata_file": "[dataset] metadata_file",
+    "num_repeats": "[dataset] num_repeats",
+    "is_reg": "swimlatent (regularisation subsets are not supported)",
+    "conditioning_data_dir": "swimlatent (ControlNet/mask datasets are not supported)",
+}
+
+DEEPSPEED_ONLY = ("zero_stage", "offload_optimizer_device", "offload_optimizer_nvme_path", "offload_param_device",
+                  "offload_param_nvme_path", "zero3_init_flag", "zero3_save_16bit_model", "fp16_master_weights_and_gradients")
+
+
+def _suggest(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _convert_scalar(option: Option, value: Any) -> Any:
+    """Return the value as sd-scripts needs it, or raise ValueError with expected vs got."""
+    kind = option.type
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"is a flag: expected true or false, got {describe(value)}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {describe(value)}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {describe(value)}")
+        return float(value)
+    if kind == "int_or_float":
+        # facts §0.5: an int is a step count, a float a ratio of all steps (100.0 would mean 100 × steps).
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected an integer (steps) or a float below 1 (ratio of all steps), got {describe(value)}")
+        if isinstance(value, float) and not 0.0 <= value < 1.0:
+            raise ValueError(f"a float is a ratio of all training steps and must be below 1, got {value!r}; write an integer for a step count")
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"must be 0 or more, got {value}")
+        return value
+    # str, Path and anything else argparse reads as text
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {describe(value)}")
+    return value
+
+
+def _convert_option(option: Option, value: Any) -> Any:
+    if option.kind == "flag":
+        return _convert_scalar(option, value)
+    if option.kind == "list":
+        # facts §0.1: a string here is iterated character by character by sd-scripts.
+        if not isinstance(value, list):
+            raise ValueError(f"expected an array, got {describe(value)}")
+        converted = []
+        for index, item in enumerate(value):
+            try:
+                converted.append(_convert_scalar(option, item))
+            except ValueError as error:
+                raise ValueError(f"item {index + 1}: {error}") from None
+        return converted
+    converted = _convert_scalar(option, value)
+    choices = [c for c in (option.choices or ()) if c is not None]
+    if choices and converted not in choices:
+        raise ValueError(f"expected one of {', '.join(repr(c) for c in choices)}, got {describe(value)}" + _suggest(str(value), [str(c) for c in choices]))
+    return converted
+
+
+def check_args(manifest: Manifest, script: str, args: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+    """Validate [args] for ``script``; return the converted options and every problem found."""
+    options = manifest.script(script).options
+    dataset_keys = manifest.dataset_levels["general"]
+    issues: list[Issue] = []
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        def bad(message: str) -> None:
+            issues.append(Issue("args", key, message))
+
+        if key in SECRETS:
+            bad(f"secrets never go into a recipe (it is written into plans and run records); set {SECRETS[key]} in the environment instead")
+            continue
+        if key in WRAPPER_OWNED:
+            bad(f"set by {WRAPPER_OWNED[key]}; remove it from [args]")
+            continue
+        if key in dataset_keys or key in DATASET_FALLBACK_RENAMES:
+            target = DATASET_FALLBACK_RENAMES.get(key, key)
+            bad(f"is a dataset setting: put `{target}` in [dataset_config] (sd-scripts uses the [args] value only as a fallback)")
+            continue
+        option = options.get(key)
+        if option is None or option.kind == "positional":
+            others = [name for name, s in manifest.scripts.items() if name != script and key in s.options and name in ("sdxl_train", "sdxl_train_network")]
+            if others:
+                bad(f"is an option of {others[0]}.py, not of {script}.py")
+            else:
+                bad(f"unknown option of sd-scripts' {script}.py" + (_suggest(key, options) or f" at commit {manifest.commit[:8]}"))
+            continue
+        try:
+            converted = _convert_option(option, value)
+        except ValueError as error:
+            bad(str(error))
+            continue
+        if key == "optimizer_type" and (problem := optimizer_problem(converted)):
+            bad(problem)
+            continue
+        if key == "lr_scheduler" and (problem := scheduler_problem(converted, manifest.lr_schedulers)):
+            bad(problem)
+            continue
+        if key in ("optimizer_args", "lr_scheduler_args"):
+            # sd-scripts does `key, value = arg.split("=")`: exactly one "=".
+            wrong = [item for item in converted if item.count("=") != 1 or not item.split("=")[0].strip()]
+            if wrong:
+                bad(f'each item must be "name=value" with exactly one "=", got {wrong[0]!r}')
+                continue
+        if key == "network_args":
+            wrong = [item for item in converted if "=" not in item]
+            if wrong:
+                bad(f'each item must be "name=value", got {wrong[0]!r}')
+                continue
+        out[key] = converted
+    return out, issues
+
+
+def _convert_dataset_value(type_name: str, value: Any) -> Any:
+    if type_name == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {describe(value)}")
+        return value
+    if type_name == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {describe(value)}")
+        return value
+    if type_name == "float":
+        # facts §0.17: validation_split = 0 (an int) is refused by sd-scripts: write a float.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {describe(value)}")
+        return float(value)
+    if type_name == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {describe(value)}")
+        return value
+    if type_name == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {describe(value)}")
+        return value
+    if type_name == "table":
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table, got {describe(value)}")
+        return value
+    if type_name == "float_pair":
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ValueError(f"expected an array of two numbers, got {describe(value)}")
+        return [float(v) for v in value]
+    if type_name == "int_or_int_pair":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return value
+        raise ValueError(f"expected an integer or an array [width, height] of integers, got {describe(value)}")
+    raise ValueError(f"has a type swimlatent does not know ({type_name})")
+
+
+def check_dataset_config(manifest: Manifest, config: dict[str, Any], finetuning: bool) -> tuple[dict[str, Any], list[Issue]]:
+    """Validate [dataset_config]: sd-scripts dataset-config keys, written to dataset.toml [general]."""
+    level = manifest.dataset_levels["finetuning_dataset" if finetuning else "dreambooth_dataset"]
+    general = manifest.dataset_levels["general"]
+    subset_only = manifest.dataset_levels["finetuning_subset" if finetuning else "dreambooth_subset"]
+    issues: list[Issue] = []
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in DATASET_OWNED:
+            issues.append(Issue("dataset_config", key, f"set by {DATASET_OWNED[key]}; remove it from [dataset_config]"))
+            continue
+        type_name = level.get(key) or (subset_only.get(key) if key == "alpha_mask" else None)
+        if type_name is None:
+            if key in general and finetuning:
+                issues.append(Issue("dataset_config", key, "is not accepted by sd-scripts for a fine-tuning (metadata_file) dataset"))
+            else:
+                issues.append(Issue("dataset_config", key, "unknown sd-scripts dataset-config key" + _suggest(key, list(general) + ["alpha_mask"])))
+            continue
+        try:
+            out[key] = _convert_dataset_value(type_name, value)
+        except ValueError as error:
+            issues.append(Issue("dataset_config", key, str(error)))
+    return out, issues
+
+
+def check_combination(manifest: Manifest, script: str, args: dict[str, Any], dataset: dict[str, Any], *,
+                      finetuning: bool, prefix_tags: int, caption_files_from_tagger: bool) -> list[Issue]:
+    """Settings that are each valid but fail together (facts §0), checked before anything starts."""
+    issues: list[Issue] = []
+    options = manifest.script(script).options
+
+    def default(key: str) -> Any:
+        return options[key].default if key in options else None
+
+    def value(key: str) -> Any:
+        return args.get(key, default(key))
+
+    precision = args.get("mixed_precision")
+    if precision is None:
+        issues.append(Issue("args", "mixed_precision", "must be set: sd-scripts passes its own value (default 'no', i.e. fp32) "
+                            "to accelerate, overriding `accelerate launch --mixed_precision`"))
+    if value("full_bf16") and precision != "bf16":
+        issues.append(Issue("args", "full_bf16", f"needs mixed_precision = \"bf16\" (sd-scripts asserts it), got {precision!r}"))
+    if value("full_fp16") and precision != "fp16":
+        issues.append(Issue("args", "full_fp16", f"needs mixed_precision = \"fp16\" (sd-scripts asserts it), got {precision!r}"))
+
+    warmup = value("lr_warmup_steps") or 0
+    if warmup and value("lr_scheduler") == "constant":
+        issues.append(Issue("args", "lr_warmup_steps", "does nothing with lr_scheduler = \"constant\" and sd-scripts refuses it at start; "
+                            "use \"constant_with_warmup\" or remove the warmup"))
+    if warmup and value("lr_scheduler_type"):
+        issues.append(Issue("args", "lr_warmup_steps", "must be 0 with a custom lr_scheduler_type (sd-scripts refuses it at start)"))
+
+    if value("optimizer_type") and (value("use_8bit_adam") or value("use_lion_optimizer")):
+        key = "use_8bit_adam" if value("use_8bit_adam") else "use_lion_optimizer"
+        issues.append(Issue("args", key, "conflicts with optimizer_type; keep optimizer_type only"))
+    if value("fused_backward_pass") and (value("optimizer_type") or "").lower() != "adafactor":
+        issues.append(Issue("args", "fused_backward_pass", "works only with optimizer_type = \"Adafactor\""))
+
+    caches_te = value("cache_text_encoder_outputs") or value("cache_text_encoder_outputs_to_disk")
+    if caches_te:
+        key = "cache_text_encoder_outputs" if value("cache_text_encoder_outputs") else "cache_text_encoder_outputs_to_disk"
+        clash = [k for k in ("shuffle_caption", "caption_dropout_rate", "caption_tag_dropout_rate", "token_warmup_step") if dataset.get(k)]
+        if clash:
+            issues.append(Issue("args", key, f"cannot be combined with {', '.join(clash)} in [dataset_config]: the text encoders run once "
+                                "on the unaltered caption and their cached output is reused, so captions can no longer be shuffled "
+                                "or dropped (sd-scripts asserts)"))
+        if script == "sdxl_train_network" and not value("network_train_unet_only"):
+            issues.append(Issue("args", key, "needs network_train_unet_only = true for a LoRA (the text encoders are not run while training)"))
+
+    caches_latents = value("cache_latents") or value("cache_latents_to_disk")
+    if finetuning and script == "sdxl_train" and not caches_latents:
+        issues.append(Issue("dataset", "metadata_file", "a fine-tuning (metadata) dataset with sdxl_train.py needs cache_latents or "
+                            "cache_latents_to_disk = true in [args] (sd-scripts crashes building the dataset otherwise)"))
+    if caches_latents:
+        for key in ("color_aug", "random_crop"):
+            if dataset.get(key):
+                issues.append(Issue("dataset_config", key, "cannot be used with cached latents (cache_latents/cache_latents_to_disk): "
+                                    "the augmentation would be baked into the cache"))
+
+    steps = dataset.get("bucket_reso_steps", 64)
+    if steps % 32:
+        issues.append(Issue("dataset_config", "bucket_reso_steps", f"must be divisible by 32 for SDXL (sd-scripts checks at start), got {steps}"))
+    low, high = dataset.get("min_bucket_reso", 256), dataset.get("max_bucket_reso", 1024)
+    if low > high:
+        issues.append(Issue("dataset_config", "min_bucket_reso", f"is larger than max_bucket_reso ({low} > {high})"))
+
+    extension = dataset.get("caption_extension")
+    if caption_files_from_tagger and extension is not None and extension != ".txt":
+        issues.append(Issue("dataset_config", "caption_extension", f"`swimlatent tag` writes .txt captions; {extension!r} would train "
+                            "every image on an empty caption"))
+
+    keep = dataset.get("keep_tokens")
+    if keep is not None and prefix_tags and dataset.get("shuffle_caption") and keep < prefix_tags:
+        issues.append(Issue("dataset_config", "keep_tokens", f"is {keep} but [captions] prefix has {prefix_tags} tags: shuffle_caption "
+                            "would move prefix tags away from the head"))
+
+    if not value("deepspeed"):
+        for key in DEEPSPEED_ONLY:
+            if key in args:
+                issues.append(Issue("args", key, "has no effect without deepspeed = true"))
+
+    if script == "sdxl_train_network" and not args.get("network_module"):
+        issues.append(Issue("args", "network_module", "must be set for sdxl_train_network.py (e.g. \"networks.lora\")"))
+    return issues
