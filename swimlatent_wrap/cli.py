@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except UserError as error:
         for line in error.lines:
-            print(f"swimlatent {args.command}: {line}", file=sys.stderr)
+            print(f"{error.label}{line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"swimlatent {args.command}: interrupted; what was finished is kept, run it again to go on", file=sys.stderr)

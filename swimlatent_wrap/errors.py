@@ -10,6 +10,9 @@ class UserError(Exception):
     what is wrong, where, and what to do.
     """
 
+    # Printed before each line; recipe problems set "" (their lines already name file and key).
+    label = "error: "
+
     def __init__(self, *lines: str) -> None:
         if not lines:
             raise ValueError("UserError needs at least one line")

@@ -49,7 +49,9 @@ class Problem:
 
 
 class RecipeError(UserError):
-    """One or more problems in a recipe; each printed as its own line."""
+    """One or more problems in a recipe; each printed as its own line, `<file>: <table.key>: <message>`."""
+
+    label = ""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
@@ -316,7 +318,12 @@ class _Loader:
                 if " --" in line and not line.lstrip().startswith("#"):
                     issues.append(checks.Issue("sample", "prompts", f"line {number} contains ' --', which sd-scripts reads as the start "
                                                "of a prompt option; write only the prompt (size, steps and seed come from [sample])"))
+        reported: set[tuple[str, str]] = set()
         for issue in issues:
+            # one line per key: a value that is already wrong is not also reported as missing
+            if (issue.table, issue.key) in reported:
+                continue
+            reported.add((issue.table, issue.key))
             self.problem(self.file_of((issue.table, issue.key)), f"{issue.table}.{issue.key}", issue.message)
         return args, dataset_config
 

@@ -1,0 +1,71 @@
+"""An argparse parser with exactly the options of one sd-scripts script, built from the manifest.
+
+Used by the stand-in scripts of the default test tier, so that an option the real script lacks,
+a flag given a value, or a value of the wrong type fails there as it would in sd-scripts; and by
+`read_config_like_sd_scripts`, which loads a --config_file the way sd-scripts does (facts §1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+
+from swimlatent_wrap.sdscripts.manifest import Option, load_manifest
+
+
+def _int_or_float(text: str) -> int | float:
+    # sd-scripts' int_or_float: "100" → 100 steps, "0.05" → ratio, "5%" → 0.05
+    if text.endswith("%"):
+        return float(text[:-1]) / 100.0
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if value >= 1:
+            raise argparse.ArgumentTypeError(f"'{text}' is not an int or float") from None
+        return value
+
+
+_TYPES = {"int": int, "float": float, "str": str, "Path": Path, "int_or_float": _int_or_float}
+
+
+def _add(parser: argparse.ArgumentParser, option: Option) -> None:
+    if option.kind == "positional":
+        parser.add_argument(option.name, type=_TYPES.get(option.type, str))
+        return
+    flag = f"--{option.name}"
+    if option.kind == "flag":
+        parser.add_argument(flag, action="store_true")
+        return
+    kwargs: dict = {"type": _TYPES.get(option.type, str), "default": option.default}
+    if option.kind == "list":
+        kwargs["nargs"] = "*"
+    choices = [c for c in option.choices or () if c is not None]
+    if choices:
+        kwargs["choices"] = choices
+    parser.add_argument(flag, **kwargs)
+
+
+def build_parser(script: str) -> argparse.ArgumentParser:
+    """sd-scripts keeps argparse's abbreviation matching on (facts §0.3); so does this parser."""
+    parser = argparse.ArgumentParser(prog=f"{script}.py")
+    for option in load_manifest().script(script).options.values():
+        _add(parser, option)
+    return parser
+
+
+def read_config_like_sd_scripts(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """What `train_util.read_config_from_file` does: flatten one level of tables, CLI wins."""
+    if not getattr(args, "config_file", None):
+        return args
+    path = args.config_file if args.config_file.endswith(".toml") else args.config_file + ".toml"
+    with open(path, "rb") as handle:
+        config = tomllib.load(handle)
+    flat: dict = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return parser.parse_args(argv, namespace=argparse.Namespace(**flat))

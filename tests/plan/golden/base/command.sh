@@ -1,0 +1,1 @@
+<PYTHON> -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision bf16 --dynamo_backend no --num_cpu_threads_per_process 1 <TMP>/sd-scripts/sdxl_train.py --config_file <TMP>/plan/args.toml --mixed_precision bf16
