@@ -79,34 +79,56 @@ def _suggest(name: str, candidates) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _convert_scalar(option: Option, value: Any) -> Any:
-    """Return the value as sd-scripts needs it, or raise ValueError with expected vs got."""
-    kind = option.type
-    if kind == "bool":
+def convert_value(type_name: str, value: Any) -> Any:
+    """Return ``value`` as sd-scripts needs it for ``type_name`` (an option's argparse type or a
+    dataset-config validator's name from the manifest), or raise ValueError with expected vs got."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if type_name == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"is a flag: expected true or false, got {describe(value)}")
+            raise ValueError(f"expected true or false, got {describe(value)}")
         return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
+    if type_name == "int":
+        if not numeric or isinstance(value, float):
             raise ValueError(f"expected an integer, got {describe(value)}")
         return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if type_name in ("float", "number"):
+        if not numeric:
             raise ValueError(f"expected a number, got {describe(value)}")
-        return float(value)
-    if kind == "int_or_float":
+        # facts §0.17: e.g. validation_split = 0 (an int) is refused where sd-scripts wants a float
+        return float(value) if type_name == "float" else value
+    if type_name == "int_or_float":
         # facts §0.5: an int is a step count, a float a ratio of all steps (100.0 would mean 100 × steps).
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not numeric:
             raise ValueError(f"expected an integer (steps) or a float below 1 (ratio of all steps), got {describe(value)}")
         if isinstance(value, float) and not 0.0 <= value < 1.0:
             raise ValueError(f"a float is a ratio of all training steps and must be below 1, got {value!r}; write an integer for a step count")
         if isinstance(value, int) and value < 0:
             raise ValueError(f"must be 0 or more, got {value}")
         return value
+    if type_name == "table":
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table, got {describe(value)}")
+        return value
+    if type_name == "float_pair":
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ValueError(f"expected an array of two numbers, got {describe(value)}")
+        return [float(v) for v in value]
+    if type_name == "int_or_int_pair":
+        if numeric and isinstance(value, int):
+            return value
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return value
+        raise ValueError(f"expected an integer or an array [width, height] of integers, got {describe(value)}")
     # str, Path and anything else argparse reads as text
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {describe(value)}")
     return value
+
+
+def _convert_scalar(option: Option, value: Any) -> Any:
+    if option.kind == "flag" and not isinstance(value, bool):
+        raise ValueError(f"is a flag: expected true or false, got {describe(value)}")
+    return convert_value(option.type, value)
 
 
 def _convert_option(option: Option, value: Any) -> Any:
@@ -184,45 +206,6 @@ def check_args(manifest: Manifest, script: str, args: dict[str, Any]) -> tuple[d
     return out, issues
 
 
-def _convert_dataset_value(type_name: str, value: Any) -> Any:
-    if type_name == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {describe(value)}")
-        return value
-    if type_name == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {describe(value)}")
-        return value
-    if type_name == "float":
-        # facts §0.17: validation_split = 0 (an int) is refused by sd-scripts: write a float.
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {describe(value)}")
-        return float(value)
-    if type_name == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {describe(value)}")
-        return value
-    if type_name == "str":
-        if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {describe(value)}")
-        return value
-    if type_name == "table":
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a table, got {describe(value)}")
-        return value
-    if type_name == "float_pair":
-        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise ValueError(f"expected an array of two numbers, got {describe(value)}")
-        return [float(v) for v in value]
-    if type_name == "int_or_int_pair":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return value
-        raise ValueError(f"expected an integer or an array [width, height] of integers, got {describe(value)}")
-    raise ValueError(f"has a type swimlatent does not know ({type_name})")
-
-
 def check_dataset_config(manifest: Manifest, config: dict[str, Any], finetuning: bool) -> tuple[dict[str, Any], list[Issue]]:
     """Validate [dataset_config]: sd-scripts dataset-config keys, written to dataset.toml [general]."""
     level = manifest.dataset_levels["finetuning_dataset" if finetuning else "dreambooth_dataset"]
@@ -242,7 +225,7 @@ def check_dataset_config(manifest: Manifest, config: dict[str, Any], finetuning:
                 issues.append(Issue("dataset_config", key, "unknown sd-scripts dataset-config key" + _suggest(key, list(general) + ["alpha_mask"])))
             continue
         try:
-            out[key] = _convert_dataset_value(type_name, value)
+            out[key] = convert_value(type_name, value)
         except ValueError as error:
             issues.append(Issue("dataset_config", key, str(error)))
     return out, issues
