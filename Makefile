@@ -36,7 +36,7 @@ test: venv
 
 test-contract: venv
 	SWIMLATENT_SD_SCRIPTS=$(abspath $(SD_SCRIPTS)) SWIMLATENT_SD_PYTHON=$(abspath $(SD_PYTHON)) \
-		$(BIN)/python -m pytest -q -m contract tests/contract
+		$(BIN)/python -m pytest -q -m contract tests/contract tests/train
 
 test-gpu: venv
 	$(BIN)/python -m pytest -q -m gpu
@@ -52,12 +52,43 @@ plan: venv
 		$(SW) --workdir $(WORKDIR) plan $(RECIPES)/$$stage.toml --out $(WORKDIR)/plans/$$stage || exit 1; \
 	done
 
+# make setup: the sd-scripts checkout (the submodule, or SWIMLATENT_SD_SCRIPTS) and the torch build
+# for your CUDA (sd-scripts' requirements.txt lists no torch: facts §9). Re-running is cheap: the
+# installs are skipped while the checkout and its requirements.txt are unchanged.
+SETUP_SD_SCRIPTS ?= $(or $(SWIMLATENT_SD_SCRIPTS),vendor/sd-scripts)
+TORCH_INDEX_URL  ?= https://download.pytorch.org/whl/cu124
+TORCH_PACKAGES   ?= torch==2.6.0 torchvision==0.21.0
+SD_SCRIPTS_PIN   := $(shell sed -n 's/.*"sd_scripts_commit": *"\([0-9a-f]*\)".*/\1/p' swimlatent_wrap/sdscripts/manifest.json)
+
 setup: venv
-	@echo "make setup: not built yet (training-stages issue): it will install sd-scripts' requirements and CUDA torch." >&2
-	@exit 1
+	@sd='$(SETUP_SD_SCRIPTS)'; py='$(abspath $(BIN))/python'; stamp='$(abspath $(BIN))/.setup-sd-scripts'; \
+	if [ ! -f "$$sd/sdxl_train.py" ]; then \
+	  if [ "$$sd" = vendor/sd-scripts ] && git submodule update --init vendor/sd-scripts && [ -f vendor/sd-scripts/sdxl_train.py ]; then \
+	    echo "make setup: vendor/sd-scripts initialised"; \
+	  else \
+	    echo "make setup: no sd-scripts checkout at $$sd (git submodule update --init vendor/sd-scripts did not work: no access to GitHub, or not a git clone)." >&2; \
+	    echo "make setup: point SWIMLATENT_SD_SCRIPTS (or swimlatent --sd-scripts) at a kohya-ss/sd-scripts checkout of commit $(SD_SCRIPTS_PIN) and run it again, e.g." >&2; \
+	    echo "    git clone https://github.com/kohya-ss/sd-scripts DIR && git -C DIR checkout $(SD_SCRIPTS_PIN) && export SWIMLATENT_SD_SCRIPTS=DIR && make setup" >&2; \
+	    exit 1; \
+	  fi; \
+	fi; \
+	want="$$(cd "$$sd" && pwd) $$(cksum < "$$sd/requirements.txt")"; \
+	if [ -f "$$stamp" ] && [ "$$(cat "$$stamp")" = "$$want" ]; then \
+	  echo "make setup: up to date (sd-scripts at $$sd, its requirements in $(VENV))"; exit 0; \
+	fi; \
+	if "$$py" -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 3)' 2>/dev/null; then \
+	  echo "make setup: torch $$("$$py" -c 'import torch; print(torch.__version__)') (CUDA build) already installed"; \
+	elif "$$py" -c 'import torch' 2>/dev/null; then \
+	  echo "make setup: warning: the installed torch is a CPU build; for training: $$py -m pip install --force-reinstall $(TORCH_PACKAGES) --index-url $(TORCH_INDEX_URL)" >&2; \
+	else \
+	  "$$py" -m pip install $(TORCH_PACKAGES) --index-url $(TORCH_INDEX_URL) || { echo "make setup: installing torch failed; pick the build for your CUDA: make setup TORCH_INDEX_URL=... TORCH_PACKAGES='torch==... torchvision==...'" >&2; exit 1; }; \
+	fi; \
+	(cd "$$sd" && "$$py" -m pip install -r requirements.txt) || { echo "make setup: installing sd-scripts' requirements from $$sd/requirements.txt failed (see above)" >&2; exit 1; }; \
+	echo "$$want" > "$$stamp"; \
+	echo "make setup: done: sd-scripts at $$sd; its requirements and torch in $(VENV)"
 
 base ft lora: setup
-	$(SW) --workdir $(WORKDIR) run $(RECIPES)/$@.toml
+	SWIMLATENT_SD_SCRIPTS=$(abspath $(SETUP_SD_SCRIPTS)) $(SW) --workdir $(WORKDIR) run $(RECIPES)/$@.toml
 
 bench: venv
 	$(BIN)/python bench/run.py

@@ -1,0 +1,46 @@
+"""Runs inside sd-scripts' training process, never in the wrapper: the learning-rate schedule of the
+*original* run, for a resumed ``sdxl_train.py`` that trains only the remaining steps.
+
+Why (facts §0.14): ``sdxl_train.py --resume`` restores the optimizer and the scheduler's position
+(``last_epoch`` = steps already done) but restarts its own step count, and builds its scheduler for
+whatever ``max_train_steps`` it is given. Resuming with the full schedule trains it twice; resuming
+with only the remaining steps builds the curve for the shorter total and evaluates it at the
+restored position — a cosine reaches zero early and the rest of the run learns nothing.
+
+So the wrapper resumes with the remaining steps AND, through sd-scripts' own extension point
+``--lr_scheduler_type module.callable`` (``get_scheduler_fix`` calls it with the optimizer and the
+``--lr_scheduler_args`` key=value pairs), asks for this function, which builds the original
+schedule — same name, same total, same warmup/decay/cycles — with sd-scripts' own
+``get_scheduler_fix``. The restored position then lands on the same curve, so the remaining steps
+see exactly the learning rates they would have seen without the interruption.
+
+The wrapper copies this file into the run folder (``resume/swimlatent_continued_schedule.py``) and
+puts that folder on the child's PYTHONPATH. Imports happen inside the function: the file can be
+imported anywhere without torch.
+"""
+
+from __future__ import annotations
+
+
+def continued_schedule(optimizer, *, scheduler, total_steps, warmup_steps=0, decay_steps=0, num_cycles=1,
+                       power=1.0, timescale=None, min_lr_ratio=None, optimizer_type="", scheduler_kwargs=None):
+    import argparse
+
+    from accelerate.state import PartialState
+    from library import train_util
+
+    original = argparse.Namespace(
+        lr_scheduler=scheduler,
+        max_train_steps=total_steps,
+        lr_warmup_steps=warmup_steps,
+        lr_decay_steps=decay_steps,
+        lr_scheduler_num_cycles=num_cycles,
+        lr_scheduler_power=power,
+        lr_scheduler_timescale=timescale,
+        lr_scheduler_min_lr_ratio=min_lr_ratio,
+        lr_scheduler_type=None,
+        lr_scheduler_args=[f"{key}={value!r}" for key, value in (scheduler_kwargs or {}).items()],
+        optimizer_type=optimizer_type,
+        gradient_accumulation_steps=1,
+    )
+    return train_util.get_scheduler_fix(original, optimizer, PartialState().num_processes)

@@ -1,0 +1,229 @@
+"""`swimlatent run RECIPE`: every step of the recipe's stage, in order, skipping a step whose inputs
+have not changed since it last finished.
+
+    danbooru dataset:   collect → tag → train
+    folder dataset:                tag → train
+    selection dataset:             tag → select → train
+                        (tag captions the chosen images where they live, in the source dataset;
+                        select links them, captions included, into the stage's folder)
+
+collect and tag are the `swimlatent collect` / `swimlatent tag` commands, called as they are.
+Their input digests are kept in `runs/<stage>/steps.json`; train's in each run's run.json:
+
+- collect: the recipe's [dataset] table (and DANBOORU_API_URL). collect itself resumes and skips
+  what it has, so re-running it is cheap but it talks to the network: skipped when unchanged.
+- tag: the [captions] table and the image list. Skipped when every image has a caption and the
+  table is unchanged (or no tag run is recorded: the captions are the user's own); run with
+  --force when the table changed since the captions were written.
+- train: the resolved recipe, the dataset (names, sizes, caption bytes), the input model
+  (for stage: refs, the sha256 recorded by the run that placed it) and the sd-scripts commit.
+  Skipped when the last successful run had the same inputs and its model is still in place; an
+  interrupted or failed run with the same inputs and a saved state is resumed instead of restarted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from swimlatent_wrap import atomic
+from swimlatent_wrap.recipe import Recipe
+from swimlatent_wrap.stages import record as records
+from swimlatent_wrap.workdir import Workdir
+
+STEPS_FILE = "steps.json"
+
+
+def say(text: str) -> None:
+    print(f"swimlatent run: {text}", file=sys.stderr, flush=True)
+
+
+def digest_of(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+class StepBook:
+    """runs/<stage>/steps.json: the input digest each step had when it last finished."""
+
+    def __init__(self, workdir: Workdir, stage: str) -> None:
+        self.path = workdir.stage_runs(stage) / STEPS_FILE
+        try:
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            self.data = {}
+
+    def get(self, step: str) -> dict[str, Any]:
+        return self.data.get(step) or {}
+
+    def done(self, step: str, **fields: Any) -> None:
+        self.data[step] = {**fields, "finished_at": records.now()}
+        atomic.write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+
+
+def command_args(command: str, recipe: Recipe, workdir: Workdir, sd_scripts: Path, **overrides: Any):
+    """The namespace `swimlatent <command> RECIPE` would get, with the same global options."""
+    from swimlatent_wrap.cli import build_parser
+
+    args = build_parser().parse_args([command, str(recipe.path)])
+    args.workdir, args.sd_scripts = workdir.root, sd_scripts
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
+def caption_extension(recipe: Recipe) -> str:
+    return recipe.dataset_config.get("caption_extension", ".txt")
+
+
+def image_dir(recipe: Recipe, workdir: Workdir) -> Path:
+    from swimlatent_wrap.stages.plan import image_dir as plan_image_dir
+
+    return plan_image_dir(recipe, workdir)
+
+
+def uncaptioned(images: list[Path], extension: str) -> list[Path]:
+    missing = []
+    for image in images:
+        caption = image.with_name(image.stem + extension)
+        try:
+            if not caption.read_text(encoding="utf-8", errors="replace").strip():
+                missing.append(image)
+        except OSError:
+            missing.append(image)
+    return missing
+
+
+# ------------------------------------------------------------------------------------------
+# The steps. Each returns None when it ran, or the reason it was skipped.
+
+
+def collect_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook) -> str | None:
+    from swimlatent_wrap.commands import collect
+
+    digest = digest_of({"dataset": recipe.resolved().get("dataset"), "api": os.environ.get("DANBOORU_API_URL")})
+    if book.get("collect").get("digest") == digest and records.images_in(image_dir(recipe, workdir)):
+        return f"[dataset] unchanged since {book.get('collect').get('finished_at')}"
+    collect.run(command_args("collect", recipe, workdir, sd_scripts))
+    book.done("collect", digest=digest)
+    return None
+
+
+def select_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook) -> str | None:
+    from swimlatent_wrap.stages.selection import materialize_selection
+
+    linked = materialize_selection(recipe, workdir)  # links only; idempotent and cheap, so always run
+    say(f"select: {len(linked)} images linked into {image_dir(recipe, workdir)}")
+    return None
+
+
+def tag_targets(recipe: Recipe, workdir: Workdir) -> list[Path]:
+    """The images `swimlatent tag RECIPE` captions: a selection's are in its source dataset."""
+    dataset = recipe.dataset
+    if dataset.source == "selection":
+        from swimlatent_wrap.stages.selection import read_selection
+
+        source = workdir.images_dir(dataset.from_dataset)
+        return [source / name for name in read_selection(Path(dataset.selection)) if (source / name).is_file()]
+    return records.images_in(image_dir(recipe, workdir))
+
+
+def tag_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook) -> str | None:
+    from swimlatent_wrap.commands import tag
+
+    captions = digest_of(recipe.resolved().get("captions"))
+    images = tag_targets(recipe, workdir)
+    digest = digest_of({"captions": captions, "images": [(p.name, p.stat().st_size) for p in images]})
+    last = book.get("tag")
+    missing = uncaptioned(images, caption_extension(recipe))
+    changed = bool(last) and last.get("captions_digest") != captions
+    if images and not missing and not changed:
+        if last.get("digest") == digest:
+            return f"[captions] and images unchanged since {last.get('finished_at')}"
+        return f"all {len(images)} images already have captions"
+    tag.run(command_args("tag", recipe, workdir, sd_scripts, force=changed))
+    book.done("tag", digest=digest, captions_digest=captions)
+    return None
+
+
+def model_identity(recipe: Recipe, workdir: Workdir) -> Any:
+    ref = recipe.model
+    if ref.kind == "stage":
+        path = workdir.model_path(ref.stage)
+        placed = records.placing_run(workdir, ref.stage, path)
+        if placed is not None:
+            return {"stage": ref.stage, "sha256": placed[1]["output"]["sha256"]}
+        return {"stage": ref.stage, "file": _identity(path)}
+    if ref.kind == "hf":
+        from swimlatent_wrap.stages.hub import verified_sha256
+
+        return {"hf": ref.text, "sha256": verified_sha256(workdir.hub_file(ref.repo_id, ref.filename))}
+    return {"path": str(ref.path), "file": _identity(ref.path)}
+
+
+def _identity(path: Path) -> Any:
+    """Size and mtime of a file (None when absent): a 7 GB checkpoint is not re-hashed on every run."""
+    from swimlatent_wrap.stages.verify import file_identity
+
+    return file_identity(path) if path.is_file() else None
+
+
+def train_inputs_digest(recipe: Recipe, workdir: Workdir, sd_scripts: Path) -> str:
+    from swimlatent_wrap.stages.preflight import sd_scripts_commit
+
+    dataset = records.dataset_digest(image_dir(recipe, workdir), caption_extension(recipe))
+    return digest_of({"recipe": recipe.digest(), "dataset": dataset["files_sha256"], "model": model_identity(recipe, workdir),
+                      "sd_scripts": sd_scripts_commit(sd_scripts)})
+
+
+def train_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
+    from swimlatent_wrap.stages.resume import states_of
+    from swimlatent_wrap.stages.train import train_stage
+
+    digest = train_inputs_digest(recipe, workdir, sd_scripts)
+    model = workdir.model_path(recipe.name)
+    resume = False
+    for run_dir, record in records.records(workdir, recipe.name):
+        if record.get("inputs_digest") != digest:
+            continue
+        if record.get("status") == "ok":
+            placed = (record.get("output") or {}).get("placed_identity")
+            if model.is_file() and placed == _identity(model):
+                return f"inputs unchanged since the run in {run_dir}, and its model is in place"
+            break
+        if any(s.kind != "end" for s in states_of(run_dir, recipe.name, record)):
+            say(f"train: the run in {run_dir} ended {record.get('status')} with the same inputs; resuming from its saved state")
+            resume = True
+        break
+    train_stage(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, allow_cpu=allow_cpu, inputs_digest=digest)
+    return None
+
+
+def plan_steps(recipe: Recipe) -> list[tuple[str, Callable[..., str | None]]]:
+    source = recipe.dataset.source
+    steps: list[tuple[str, Callable[..., str | None]]] = []
+    if source == "danbooru":
+        steps.append(("collect", collect_step))
+    steps.append(("tag", tag_step))
+    if source == "selection":
+        steps.append(("select", select_step))
+    return steps
+
+
+def run_stage(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, allow_cpu: bool = False) -> None:
+    book = StepBook(workdir, recipe.name)
+    steps = plan_steps(recipe)
+    total = len(steps) + 1
+    for number, (name, step) in enumerate(steps, 1):
+        say(f"[{number}/{total}] {name}")
+        skipped = step(recipe, workdir, sd_scripts, book)
+        if skipped:
+            say(f"[{number}/{total}] {name}: skipped: {skipped}")
+    say(f"[{total}/{total}] train")
+    skipped = train_step(recipe, workdir, sd_scripts, book, allow_cpu=allow_cpu)
+    if skipped:
+        say(f"[{total}/{total}] train: skipped: {skipped}")
+        say(f"{recipe.name}: up to date: {workdir.model_path(recipe.name)}")

@@ -1,0 +1,300 @@
+"""One training stage, for real: plan → preflight → input model → sd-scripts through the runner →
+verify → place `models/<stage>.safetensors` → run record.
+
+A run counts only if sd-scripts exited 0 AND the expected file exists and is a complete safetensors
+model with the tensors the script saves (facts §0.9: an empty dataset exits 0 with no model). Only
+then is it moved (one rename) to `models/<stage>.safetensors`; a failed, interrupted or empty run
+leaves the model that was there untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from swimlatent_wrap import __version__, atomic, runner
+from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.recipe import Recipe
+from swimlatent_wrap.sdscripts.manifest import load_manifest
+from swimlatent_wrap.stages import record as records
+from swimlatent_wrap.stages.effective import caption_extension, effective_args
+from swimlatent_wrap.stages.plan import Plan, make_plan, write_plan
+from swimlatent_wrap.stages.preflight import preflight
+from swimlatent_wrap.stages.resume import ResumePlan, plan_resume, total_steps_from_log
+from swimlatent_wrap.stages.verify import file_identity, sha256_file, verify_model
+from swimlatent_wrap.workdir import Workdir
+
+
+def say(text: str) -> None:
+    print(f"swimlatent: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Prepared:
+    plan: Plan
+    argv: list[str]
+    env_added: dict[str, str]
+    resume: ResumePlan | None
+    args: Any  # effective sd-scripts options
+    sd_scripts: Path
+
+
+def prepare(recipe: Recipe, *, run_dir: Path, workdir: Workdir, sd_scripts: Path, resume: bool) -> Prepared:
+    """The plan and the exact argv of this run, resume adjustments included; writes nothing."""
+    plan = make_plan(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts)
+    resume_plan = None
+    if resume:
+        resume_plan = plan_resume(workdir=workdir, stage=recipe.name, script=recipe.script,
+                                  output_name=plan.output_name, args=effective_args(plan))
+        plan = make_plan(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts, resume=resume_plan.state)
+    extra = resume_plan.extra_argv if resume_plan else []
+    env_added = {}
+    if resume_plan and resume_plan.pythonpath:
+        env_added["PYTHONPATH"] = str(plan.run_dir / resume_plan.pythonpath)
+    return Prepared(plan=plan, argv=[*plan.argv, *extra], env_added=env_added, resume=resume_plan,
+                    args=effective_args(plan, extra), sd_scripts=sd_scripts)
+
+
+def child_env(added: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"  # sd-scripts prints through a pipe: stream it, keep it on a crash
+    for key, value in added.items():
+        env[key] = value + (os.pathsep + env[key] if env.get(key) else "")
+    return env
+
+
+def command_text(prepared: Prepared) -> str:
+    env = [f"{k}={v}" for k, v in prepared.env_added.items()]
+    return runner.format_command(["env", *env, *prepared.argv] if env else prepared.argv)
+
+
+def print_dry_run(prepared: Prepared) -> None:
+    for name, text in sorted(prepared.plan.files.items()):
+        if name in ("argv.json", "command.sh"):
+            continue
+        print(f"# ---- {prepared.plan.run_dir / name}")
+        print(text, end="" if text.endswith("\n") else "\n")
+    if prepared.resume:
+        for note in prepared.resume.notes:
+            print(f"# resume: {note}")
+    print(command_text(prepared))
+
+
+def input_model(plan: Plan, workdir: Workdir, hub_remote: Any = None) -> dict[str, Any]:
+    """Fetch/verify the model the stage starts from; what the record says about it."""
+    ref = plan.recipe.model
+    info: dict[str, Any] = {"ref": ref.text, "path": str(plan.model_path), "sha256": None}
+    if ref.kind == "hf":
+        from swimlatent_wrap.stages.hub import ensure_hub_file
+
+        path, sha = ensure_hub_file(workdir, ref.repo_id, ref.filename, remote=hub_remote, asked=True)
+        info.update(path=str(path), sha256=sha)
+        if path.suffix == ".safetensors":
+            verify_model(path, "sdxl_train", what=f"model {ref.text}")
+    elif ref.kind == "stage":
+        verify_model(plan.model_path, "sdxl_train", what=f"model {ref.text}")
+        placed = records.placing_run(workdir, ref.stage, plan.model_path)
+        if placed is not None:
+            info.update(sha256=placed[1]["output"]["sha256"], from_run=str(placed[0]))
+        else:
+            say(f"warning: {plan.model_path} is not the output of a recorded run of stage {ref.stage!r}; hashing it")
+            info["sha256"] = sha256_file(plan.model_path)
+    elif plan.model_path.is_file():
+        info["sha256"] = sha256_file(plan.model_path)
+    return info
+
+
+def place(output: Path, target: Path) -> None:
+    """Move the verified output over ``target`` in one step (a rename within the workdir; a copy
+    into a temp file beside ``target`` then a rename when they are on different filesystems)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(output, target)
+    except OSError as error:
+        import errno
+        import shutil
+
+        if error.errno != errno.EXDEV:
+            raise
+        with atomic.atomic_open(target, "wb") as handle, open(output, "rb") as source:
+            shutil.copyfileobj(source, handle, 16 * 1024 * 1024)
+        output.unlink()
+
+
+def _tail(log: Path, lines: int = 12) -> list[str]:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line.split("\r")[-1].rstrip() for line in text if line.strip()][-lines:]
+
+
+@contextlib.contextmanager
+def stage_lock(workdir: Workdir, stage: str) -> Iterator[None]:
+    """One training run per stage at a time (two would race for the GPU and for models/<stage>)."""
+    import fcntl
+
+    folder = workdir.stage_runs(stage)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise UserError(f"another swimlatent run of stage {stage!r} is training now ({handle.read().strip() or 'unknown pid'}); "
+                            f"wait for it, or stop it with Ctrl-C") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def start_record(recipe: Recipe, prepared: Prepared, checks: Any, model: dict[str, Any], extension: str | None, *,
+                 allow_cpu: bool, inputs_digest: str | None) -> dict[str, Any]:
+    """run.json as written when the run starts (status "running")."""
+    manifest = load_manifest()
+    plan = prepared.plan
+    return {
+        "format": records.FORMAT,
+        "stage": recipe.name,
+        "script": recipe.script,
+        "status": "running",
+        "started_at": records.now(),
+        "ended_at": None,
+        "exit_code": None,
+        "error": None,
+        "recipe": {"path": str(recipe.path), "chain": [str(p) for p in recipe.chain], "sha256": recipe.digest(),
+                   "resolved": records.without_secrets(recipe.resolved())},
+        "dataset": {"name": recipe.dataset.name, **records.dataset_digest(plan.image_dir, extension)},
+        "input_model": model,
+        "sd_scripts": {"path": str(prepared.sd_scripts), "commit": checks.sd_scripts_commit, "pinned": manifest.commit},
+        "argv": runner.redact_argv(prepared.argv, runner.secret_values()),
+        "env_added": prepared.env_added,
+        "resume": prepared.resume.info if prepared.resume else None,
+        "offset": prepared.resume.position if prepared.resume else {"epochs": 0, "steps": 0},
+        "schedule": prepared.resume.schedule if prepared.resume else {"total_steps": None,
+                                                                       "total_epochs": prepared.args.max_train_epochs},
+        "host": {"gpu": checks.gpu, "torch": checks.torch, "python": plan.argv[0], "allow_cpu": allow_cpu},
+        "inputs_digest": inputs_digest,
+        "output": None,
+        "wrapper_version": __version__,
+    }
+
+
+def train_stage(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool = False, dry_run: bool = False,
+                allow_cpu: bool = False, inputs_digest: str | None = None) -> Path | None:
+    """Train ``recipe``'s stage; the placed model (None for --dry-run)."""
+    if dry_run:
+        return _train(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, dry_run=True, allow_cpu=allow_cpu,
+                      inputs_digest=inputs_digest)
+    with stage_lock(workdir, recipe.name):
+        return _train(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, dry_run=False, allow_cpu=allow_cpu,
+                      inputs_digest=inputs_digest)
+
+
+def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, dry_run: bool, allow_cpu: bool,
+           inputs_digest: str | None) -> Path | None:
+    run_dir = records.new_run_dir(workdir, recipe.name, create=not dry_run)
+    try:
+        prepared = prepare(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts, resume=resume)
+    except BaseException:
+        if not dry_run and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+    plan = prepared.plan
+    if dry_run:
+        print_dry_run(prepared)
+        return None
+    if prepared.resume:
+        for note in prepared.resume.notes:
+            say(note)
+
+    extension = caption_extension(plan)
+    checks = preflight(plan, prepared.args, workdir=workdir, sd_scripts=sd_scripts, caption_extension=extension,
+                       allow_cpu=allow_cpu)
+    for warning in checks.warnings:
+        say(f"warning: {warning}")
+    try:
+        checks.fail_if_any()
+        model = input_model(plan, workdir, checks.hub_remote)
+    except BaseException:
+        _discard(run_dir)
+        raise
+
+    write_plan(plan)
+    for name, text in (prepared.resume.files.items() if prepared.resume else ()):
+        atomic.write_text(plan.run_dir / name, text)
+    # argv.json/command.sh say what is run: the plan plus the resume options.
+    atomic.write_text(plan.run_dir / "argv.json", json.dumps(prepared.argv, indent=1, ensure_ascii=False) + "\n")
+    atomic.write_text(plan.run_dir / "command.sh", command_text(prepared) + "\n")
+
+    record = start_record(recipe, prepared, checks, model, extension, allow_cpu=allow_cpu, inputs_digest=inputs_digest)
+    records.write_record(run_dir, record)
+    log = run_dir / "log"
+    say(f"run folder {run_dir}")
+
+    def finish(status: str, **fields: Any) -> None:
+        record.update(status=status, ended_at=records.now(), **fields)
+        if not prepared.resume and record["schedule"].get("total_steps") is None:
+            record["schedule"]["total_steps"] = total_steps_from_log(log)
+        records.write_record(run_dir, record)
+
+    try:
+        runner.run(prepared.argv, log_path=log, cwd=run_dir, env=child_env(prepared.env_added))
+    except runner.Interrupted as stop:
+        finish("interrupted", exit_code=stop.returncode, error="interrupted (Ctrl-C or SIGTERM); the child was stopped")
+        say(f"interrupted; {workdir.model_path(recipe.name)} was not touched. Saved states are kept in {plan.output_dir}: "
+            f"`swimlatent train {recipe.path} --resume` goes on from the latest")
+        raise
+    except KeyboardInterrupt:  # Ctrl-C just after sd-scripts ended on its own: nothing is placed
+        finish("interrupted", error="interrupted (Ctrl-C) after sd-scripts had exited")
+        raise
+    except runner.RunFailed as failure:
+        finish("failed", exit_code=failure.returncode, error=failure.lines[0])
+        raise
+    except BaseException as error:
+        finish("failed", error=f"{type(error).__name__}: {error}")
+        raise
+
+    expected = plan.output_file
+    if not expected.is_file():
+        finish("no_output", exit_code=0, error=f"no {expected}")
+        raise UserError(
+            f"sd-scripts exited 0 but wrote no model ({expected} is missing); it does that when it finds no training data "
+            f"(\"No data found\"); full log: {log}",
+            *[f"  | {line}" for line in _tail(log)],
+        )
+    try:
+        info = verify_model(expected, recipe.script, network_module=getattr(prepared.args, "network_module", None))
+    except UserError as error:
+        finish("invalid_output", exit_code=0, error=error.lines[0])
+        raise UserError(f"sd-scripts exited 0 but its output is not a usable model: {error.lines[0]}; "
+                        f"{workdir.model_path(recipe.name)} was not replaced; full log: {log}") from None
+    sha = sha256_file(expected)
+    target = workdir.model_path(recipe.name)
+    place(expected, target)
+    finish("ok", exit_code=0, output={
+        "file": str(expected), "placed": str(target), "sha256": sha, "size": info.size, "tensors": len(info.tensors),
+        "metadata": {k: v for k, v in info.metadata.items()
+                     if (k.startswith("modelspec.") or k in ("ss_steps", "ss_epoch", "sshs_model_hash")) and len(v) < 1000},
+        "placed_identity": file_identity(target),
+    })
+    say(f"{recipe.name}: verified ({len(info.tensors)} tensors, sha256 {sha[:12]}…) and placed at {target}")
+    return target
+
+
+def _discard(run_dir: Path) -> None:
+    """A run that never started leaves no folder behind (nothing in it yet but what we made)."""
+    import shutil
+
+    if run_dir.is_dir() and not (run_dir / "log").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
