@@ -36,7 +36,7 @@ test: venv
 
 test-contract: venv
 	SWIMLATENT_SD_SCRIPTS=$(abspath $(SD_SCRIPTS)) SWIMLATENT_SD_PYTHON=$(abspath $(SD_PYTHON)) \
-		$(BIN)/python -m pytest -q -m contract tests/contract tests/train
+		$(BIN)/python -m pytest -q -m contract tests/contract tests/train tests/tagger
 
 test-gpu: venv
 	$(BIN)/python -m pytest -q -m gpu

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--character-threshold", type=_float, metavar="F", help="character tags at or above this probability (default 0.85)")
     p.add_argument("--prefix", metavar='"a, b"', help="tags written first in every caption")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per inference batch")
+    p.add_argument("--blacklist", metavar='"a, b"', help="tags never written")
+    p.add_argument("--rating-tag", action="store_true", help="also write the most likely rating tag")
     p.add_argument("--force", action="store_true", help="re-caption images that already have a caption")
 
     p = command("train", "plan, preflight, run the stage's sd-scripts script, verify and place the output")

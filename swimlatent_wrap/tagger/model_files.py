@@ -1,0 +1,74 @@
+"""Where the tagger's two files are: a local folder, or a Hugging Face repo fetched into the HF cache.
+
+A WD14 tagger is `model.onnx` + `selected_tags.csv` (SmilingWolf's repos, v2 and v3 alike).
+A model spec is a folder holding both, a path to the `.onnx` file with the CSV beside it, or a
+repo id such as ``SmilingWolf/wd-v1-4-swinv2-tagger-v2``, fetched with huggingface_hub into its
+own cache (HF_HOME / HF_HUB_CACHE; offline runs reuse it, HF_HUB_OFFLINE=1 forbids the network).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from swimlatent_wrap.errors import UserError
+
+MODEL_FILE = "model.onnx"
+TAGS_FILE = "selected_tags.csv"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    spec: str  # as the user wrote it: shown in messages and recorded in the manifest
+    onnx: Path
+    tags: Path
+
+
+def local_model(spec: str, base: Path | None = None) -> ModelFiles | None:
+    """The model's files when ``spec`` names something on disk (relative to ``base``, then to the
+    current folder); None when it can only be a repo id. Cheap: no download, no model loading."""
+    text = spec.strip()
+    if not text:
+        raise UserError("the tagger model is empty; give a Hugging Face repo id or a folder with model.onnx + selected_tags.csv")
+    raw = Path(text).expanduser()
+    candidates = [raw] if raw.is_absolute() or base is None else [base / raw, raw]
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        if _REPO_ID.match(text):
+            return None
+        raise UserError(f"{text}: no such model folder or file, and not a Hugging Face repo id (owner/name)")
+    found = found.resolve()
+    folder = found if found.is_dir() else found.parent
+    onnx = found if found.is_file() else folder / MODEL_FILE
+    tags = folder / TAGS_FILE
+    missing = [p.name for p in (onnx, tags) if not p.is_file()]
+    if missing:
+        raise UserError(f"{folder}: a WD14 tagger folder needs {MODEL_FILE} and {TAGS_FILE}; missing: {', '.join(missing)}")
+    return ModelFiles(text, onnx, tags)
+
+
+def fetch_model(repo_id: str) -> ModelFiles:
+    """Download (or reuse from the Hugging Face cache) the repo's model.onnx and selected_tags.csv."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import errors as hf_errors
+
+    expected = (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, hf_errors.EntryNotFoundError,
+                hf_errors.RepositoryNotFoundError, hf_errors.HFValidationError, OSError, ValueError)
+    paths = {}
+    for filename in (MODEL_FILE, TAGS_FILE):
+        try:
+            paths[filename] = Path(hf_hub_download(repo_id=repo_id, filename=filename))
+        except expected as error:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise UserError(
+                f"cannot get {filename} of the Hugging Face repo {repo_id}: {reason}",
+                "offline? put model.onnx and selected_tags.csv in a folder and pass that folder as the model",
+            ) from None
+    return ModelFiles(repo_id, paths[MODEL_FILE], paths[TAGS_FILE])
+
+
+def resolve_model(spec: str, base: Path | None = None) -> ModelFiles:
+    """A local model when ``spec`` is on disk, otherwise the Hugging Face repo ``spec``."""
+    return local_model(spec, base) or fetch_model(spec.strip())

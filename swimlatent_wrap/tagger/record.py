@@ -1,0 +1,72 @@
+"""Tags and probabilities of each captioned image, kept in the dataset manifest (manifest.sqlite).
+
+Only when the manifest already exists (the collector creates it); only our own two tables, made
+with CREATE TABLE IF NOT EXISTS, never touching the collector's. Kept per image: the four rating
+probabilities and every tag at or above the lower of the two thresholds (the ones a caption can
+draw on), so reports and stricter re-captioning need no second model run. One transaction per
+batch: a crash loses at most the batch whose captions were being written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from swimlatent_wrap.errors import UserError
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS tagger_captions (
+        image TEXT PRIMARY KEY,       -- file name in the dataset's images folder
+        caption TEXT NOT NULL,        -- the caption line written to <stem>.txt
+        model TEXT NOT NULL,          -- the tagger: Hugging Face repo id or folder
+        tagged_at TEXT NOT NULL       -- UTC, ISO 8601
+    )""",
+    """CREATE TABLE IF NOT EXISTS tagger_tags (
+        image TEXT NOT NULL,          -- file name in the dataset's images folder
+        tag TEXT NOT NULL,            -- as in selected_tags.csv (underscores kept)
+        category INTEGER NOT NULL,    -- 9 rating, 0 general, 4 character
+        probability REAL NOT NULL,
+        PRIMARY KEY (image, tag)
+    )""",
+)
+
+
+@dataclass(frozen=True)
+class ImageTags:
+    image: str
+    caption: str
+    tags: list[tuple[str, int, float]]  # (tag, category, probability)
+
+
+class ManifestRecorder:
+    """Writes ImageTags rows; use from one thread only (sqlite3 connections are per thread)."""
+
+    def __init__(self, path: Path, model: str) -> None:
+        self.path = path
+        self.model = model
+        try:
+            self._db = sqlite3.connect(path, timeout=60)
+            with self._db:
+                for statement in SCHEMA:
+                    self._db.execute(statement)
+        except sqlite3.Error as error:
+            raise UserError(f"{path}: cannot record tags in the dataset manifest: {error}") from None
+
+    def record(self, batch: list[ImageTags]) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        try:
+            with self._db:
+                for item in batch:
+                    # A re-caption (--force) replaces the image's rows instead of mixing two runs.
+                    self._db.execute("DELETE FROM tagger_tags WHERE image = ?", (item.image,))
+                    self._db.execute("INSERT OR REPLACE INTO tagger_captions VALUES (?, ?, ?, ?)",
+                                     (item.image, item.caption, self.model, now))
+                    self._db.executemany("INSERT INTO tagger_tags VALUES (?, ?, ?, ?)",
+                                         [(item.image, tag, category, probability) for tag, category, probability in item.tags])
+        except sqlite3.Error as error:
+            raise UserError(f"{self.path}: cannot record tags in the dataset manifest: {error}") from None
+
+    def close(self) -> None:
+        self._db.close()
