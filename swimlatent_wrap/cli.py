@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sweep", "generate images at several LoRA ratios and a labelled grid.png")
     p.add_argument("recipe", metavar="RECIPE")
     p.add_argument("--dry-run", action="store_true", help="print the commands, then stop")
+    p.add_argument("--allow-cpu", action="store_true", help="skip the CUDA preflight (stand-in scripts and tests)")
 
     p = command("merge", "merge the LoRA into the model at the recipe's ratio and verify the merge")
     p.add_argument("recipe", metavar="RECIPE")

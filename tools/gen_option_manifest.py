@@ -27,6 +27,7 @@ SCRIPTS = [
     ("sdxl_train_network", "sdxl_train_network"),
     ("sdxl_merge_lora", "networks.sdxl_merge_lora"),
     ("tagger", "finetune.tag_images_by_wd14_tagger"),
+    ("sdxl_gen_img", "sdxl_gen_img"),
 ]
 
 

@@ -100,3 +100,23 @@ def test_committed_manifest_matches_the_checkout(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     committed = json.loads((REPO / "swimlatent_wrap/sdscripts/manifest.json").read_text())
     assert json.loads(out.read_text()) == committed
+
+
+def test_sweep_command_is_accepted_by_sdxl_gen_img(tmp_path):
+    """The sweep's sdxl_gen_img.py command line goes through that script's own parser."""
+    checkout, python = _require_checkout()
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "ft.toml").write_text(f'extends = "{REPO}/recipes/swim-in-latent/base.toml"\nname = "ft"\n')
+    (recipes / "lora.toml").write_text(f'extends = "{REPO}/recipes/swim-in-latent/lora.toml"\nname = "lora"\n')
+    result = run_cli("--workdir", str(tmp_path / "work"), "--sd-scripts", str(checkout), "sweep", str(recipes / "lora.toml"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    import shlex
+
+    argv = shlex.split([line for line in result.stdout.splitlines() if not line.startswith("#")][0])
+    probe = ("import sys, json; sys.path.insert(0, sys.argv[1]); import sdxl_gen_img; "
+             "a = sdxl_gen_img.setup_parser().parse_args(sys.argv[2:]); "
+             "print(json.dumps({'mul': a.network_mul, 'seq': a.sequential_file_name, 'sampler': a.sampler, 'bf16': a.bf16}))")
+    done = subprocess.run([python, "-c", probe, str(checkout), *argv[2:]], capture_output=True, text=True, timeout=600, cwd=checkout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"mul": [1.0], "seq": True, "sampler": "euler_a", "bf16": True}

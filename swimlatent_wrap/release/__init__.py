@@ -1,0 +1,1 @@
+"""Release steps: LoRA ratio sweep, verified merge."""
