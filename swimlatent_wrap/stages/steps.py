@@ -4,6 +4,7 @@ have not changed since it last finished.
     danbooru dataset:   collect → tag → train
     folder dataset:                tag → train
     selection dataset:             tag → select → train
+    LoRA from stage:<x>:           … → train → sweep → merge → stamp (release/<title>.safetensors)
                         (tag captions the chosen images where they live, in the source dataset;
                         select links them, captions included, into the stage's folder)
 
@@ -202,6 +203,62 @@ def train_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBoo
     return None
 
 
+# ------------------------------------------------------------------------------------------
+# After a LoRA is trained: sweep → merge (at [merge] ratio) → stamp → release/<title>.safetensors
+
+
+def release_inputs(recipe: Recipe, workdir: Workdir) -> dict[str, Any]:
+    return {"model": _identity(workdir.model_path(recipe.model.stage)), "lora": _identity(workdir.model_path(recipe.name))}
+
+
+def sweep_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
+    from swimlatent_wrap.commands import sweep
+
+    digest = digest_of({"sweep": recipe.resolved().get("sweep"), **release_inputs(recipe, workdir)})
+    if book.get("sweep").get("digest") == digest:
+        return f"the LoRA and [sweep] are unchanged since {book.get('sweep').get('finished_at')}"
+    sweep.run(command_args("sweep", recipe, workdir, sd_scripts, allow_cpu=allow_cpu, dry_run=False))
+    book.done("sweep", digest=digest)
+    return None
+
+
+def merge_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
+    from swimlatent_wrap.release.merge import MERGED_STAGE, run_merge
+
+    digest = digest_of({"merge": recipe.resolved().get("merge"), **release_inputs(recipe, workdir)})
+    merged = workdir.model_path(MERGED_STAGE)
+    if book.get("merge").get("digest") == digest and _identity(merged) == book.get("merge").get("output"):
+        return f"the models and [merge] are unchanged since {book.get('merge').get('finished_at')}"
+    run_merge(recipe, workdir, sd_scripts)
+    book.done("merge", digest=digest, output=_identity(merged))
+    return None
+
+
+def release_file(recipe: Recipe, workdir: Workdir) -> Path:
+    title = recipe.modelspec.title or recipe.name
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in title).strip("._") or recipe.name
+    return workdir.release_dir() / f"{safe}.safetensors"
+
+
+def stamp_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
+    from swimlatent_wrap.modelspec.spec import recipe_values, stamp_file
+    from swimlatent_wrap.release.merge import MERGED_STAGE
+
+    target = release_file(recipe, workdir)
+    # without a [modelspec] title the release is titled after the stage, not the merge's temp file
+    title = {} if recipe.modelspec.title else {"title": recipe.name}
+    result = stamp_file(workdir.model_path(MERGED_STAGE), out=target, recipe=recipe_values(recipe),
+                        assignments=title, strip_paths=bool(recipe.modelspec.strip_paths))
+    say(f"release: {result.path} (modelspec.hash_sha256 {result.metadata['modelspec.hash_sha256']})")
+    return None
+
+
+def release_steps(recipe: Recipe) -> list[tuple[str, Callable[..., str | None]]]:
+    if recipe.script != "sdxl_train_network" or recipe.model.kind != "stage":
+        return []
+    return [("sweep", sweep_step), ("merge", merge_step), ("stamp", stamp_step)]
+
+
 def plan_steps(recipe: Recipe) -> list[tuple[str, Callable[..., str | None]]]:
     source = recipe.dataset.source
     steps: list[tuple[str, Callable[..., str | None]]] = []
@@ -216,14 +273,21 @@ def plan_steps(recipe: Recipe) -> list[tuple[str, Callable[..., str | None]]]:
 def run_stage(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, allow_cpu: bool = False) -> None:
     book = StepBook(workdir, recipe.name)
     steps = plan_steps(recipe)
-    total = len(steps) + 1
+    after = release_steps(recipe)
+    total = len(steps) + 1 + len(after)
     for number, (name, step) in enumerate(steps, 1):
         say(f"[{number}/{total}] {name}")
         skipped = step(recipe, workdir, sd_scripts, book)
         if skipped:
             say(f"[{number}/{total}] {name}: skipped: {skipped}")
-    say(f"[{total}/{total}] train")
+    number = len(steps) + 1
+    say(f"[{number}/{total}] train")
     skipped = train_step(recipe, workdir, sd_scripts, book, allow_cpu=allow_cpu)
     if skipped:
-        say(f"[{total}/{total}] train: skipped: {skipped}")
+        say(f"[{number}/{total}] train: skipped: {skipped}")
         say(f"{recipe.name}: up to date: {workdir.model_path(recipe.name)}")
+    for number, (name, step) in enumerate(after, number + 1):
+        say(f"[{number}/{total}] {name}")
+        skipped = step(recipe, workdir, sd_scripts, book, allow_cpu=allow_cpu)
+        if skipped:
+            say(f"[{number}/{total}] {name}: skipped: {skipped}")

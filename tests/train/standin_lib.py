@@ -665,43 +665,5 @@ def train(script: str) -> int:
     return 0
 
 
-def merge() -> int:
-    parser = build_parser("sdxl_merge_lora")
-    args = parser.parse_args()
-    assert len(args.models) == len(args.ratios), "number of models must be equal to number of ratios"
-    if os.environ.get("STANDIN_FAIL"):
-        log("RuntimeError: stand-in told to fail (STANDIN_FAIL)")
-        return int(os.environ["STANDIN_FAIL"])
-    loras = [read_safetensors(path) for path in args.models]
-    if args.sd_model:
-        meta, tensors = read_safetensors(args.sd_model)
-        dtype, shape, values = tensors.get(TRACKED, ("F32", [4], [0.0] * 4))
-        added = sum(ratio * max((v for k, t in lora[1].items() if k.endswith(".lora_up.weight") for v in t[2]), default=0.0)
-                    for ratio, lora in zip(args.ratios, loras))
-        tensors[TRACKED] = (dtype, shape, [v + added for v in values])
-        out_meta = {} if args.no_metadata else {
-            "modelspec.architecture": "stable-diffusion-xl-v1-base",
-            "modelspec.title": pathlib.Path(args.save_to).stem,
-            "modelspec.merged_from": ", ".join([meta.get("modelspec.title", pathlib.Path(args.sd_model).stem)]
-                                                 + [l[0].get("modelspec.title", pathlib.Path(p).stem) for l, p in zip(loras, args.models)]),
-            "modelspec.implementation_version": implementation_version(),
-        }
-    else:
-        first_meta, tensors = loras[0]
-        tensors = {k: (d, s, [v * args.ratios[0] for v in vals]) if k.endswith(".lora_up.weight") else (d, s, vals)
-                   for k, (d, s, vals) in tensors.items()}
-        out_meta = {k: first_meta[k] for k in ("ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_base_model_version") if k in first_meta}
-        head, body = safetensors_bytes(tensors, None)
-        out_meta["sshs_model_hash"] = hashlib.sha256(body).hexdigest()
-        if not args.no_metadata:
-            out_meta["modelspec.architecture"] = "stable-diffusion-xl-v1-base/lora"
-            out_meta["modelspec.title"] = pathlib.Path(args.save_to).stem
-    write_safetensors(args.save_to, convert(tensors, args.save_precision or args.precision), out_meta)
-    log(f"saved model to: {args.save_to}")
-    return 0
-
-
 def main(script: str) -> None:
-    if script == "sdxl_merge_lora":
-        raise SystemExit(merge())
     raise SystemExit(train(script))

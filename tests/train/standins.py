@@ -63,9 +63,9 @@ def make_fake_sd_scripts(root: Path) -> Path:
     (root / "sdxl_train_network.py").write_text(
         _SCRIPT.format(up="os.path.dirname(os.path.abspath(__file__))", name="sdxl_train_network")
     )
-    (root / "networks" / "sdxl_merge_lora.py").write_text(
-        _SCRIPT.format(up="os.path.dirname(os.path.dirname(os.path.abspath(__file__)))", name="sdxl_merge_lora")
-    )
+    # the release tests' stand-ins: a real-math LoRA merge and an image generator for sweeps
+    shutil.copyfile(HERE.parent / "release" / "merge_standin.py", root / "networks" / "sdxl_merge_lora.py")
+    shutil.copyfile(HERE.parent / "release" / "gen_img_standin.py", root / "sdxl_gen_img.py")
     (root / "networks" / "lora.py").write_text('"""stand-in: networks.lora is imported by name only"""\n')
     (root / "requirements.txt").write_text("# stand-in checkout: nothing to install\n")
     return root
@@ -91,6 +91,9 @@ def make_sdxl_checkpoint(path: Path, *, value: float = 0.0) -> Path:
     tensors = {
         "model.diffusion_model.input_blocks.0.0.weight": ("F16", [2, 2], [0.5] * 4),
         "model.diffusion_model.out.2.bias": ("F32", [4], [value] * 4),
+        # the layers the stand-in LoRA trains (standin_lib: up 4×dim @ down dim×4)
+        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn1.to_q.weight": ("F32", [4, 4], [0.0] * 16),
+        "model.diffusion_model.middle_block.1.proj_in.weight": ("F32", [4, 4], [0.0] * 16),
         "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": ("F16", [4], [1.0] * 4),
         "conditioner.embedders.1.model.ln_final.weight": ("F16", [4], [1.0] * 4),
         "first_stage_model.decoder.conv_out.bias": ("F32", [3], [0.0] * 3),

@@ -37,6 +37,13 @@ def test_chain_base_ft_lora_through_stage_references(stages):
     ft_run = Path(lora_record["input_model"]["from_run"])
     assert json.loads((ft_run / "run.json").read_text())["output"]["sha256"] == sha256_file(ft)
     assert ft_record["input_model"]["from_run"] == str(lab.runs("base")[-1])
+    # the LoRA stage ends with sweep → merge (verified) → stamp → release/<title>.safetensors
+    assert list((lab.root / "work" / "sweeps" / "lora").glob("*/grid.png"))
+    release = lab.root / "work" / "release" / "lora.safetensors"
+    meta = read_safetensors(release).metadata
+    assert meta["modelspec.title"] == "lora" and meta["modelspec.hash_sha256"].startswith("0x")
+    again = run(lab, "lora")
+    assert "sweep: skipped" in again.stderr and "merge: skipped" in again.stderr, again.stderr
 
 
 def test_run_skips_what_is_done_and_retrains_what_changed(stages):

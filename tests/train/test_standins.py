@@ -43,24 +43,3 @@ def test_dataset_config_typos_are_fatal(tools, tmp_path):
     (tmp_path / "d.toml").write_text('[general]\nresolution = 1024\n[[datasets]]\n[[datasets.subsets]]\nimage_dir = "x"\nnum_repeat = 2\n')
     done = script(tools, "sdxl_train", "--output_dir", str(tmp_path), "--dataset_config", str(tmp_path / "d.toml"))
     assert done.returncode == 1 and "extra keys not allowed @ data['datasets'][0]['subsets'][0]['num_repeat']" in done.stderr
-
-
-def test_merge_stand_in_merges_a_lora_into_a_checkpoint(tools, tmp_path):
-    from tests.train import standin_lib
-
-    checkpoint = make_sdxl_checkpoint(tmp_path / "ft.safetensors", value=10.0)
-    lora = tmp_path / "lora.safetensors"
-    standin_lib.write_safetensors(lora, {"lora_unet_a.lora_down.weight": ("F32", [2, 4], [0.0] * 8),
-                                         "lora_unet_a.lora_up.weight": ("F32", [4, 2], [4.0] * 8),
-                                         "lora_unet_a.alpha": ("F32", [], [1.0])}, {"modelspec.title": "style"})
-    out = tmp_path / "merged.safetensors"
-    done = script(tools, "sdxl_merge_lora", "--sd_model", str(checkpoint), "--models", str(lora), "--ratios", "0.5",
-                  "--save_to", str(out), "--save_prec", "fp16")  # abbreviation, as argparse allows
-    assert done.returncode == 0, done.stderr
-    info = read_safetensors(out)
-    assert tensor_problem(info, "sdxl_train") is None
-    assert info.tensors["model.diffusion_model.out.2.bias"][0] == "F16"
-    assert info.metadata["modelspec.merged_from"] == "ft, style"
-    assert tracked_value(out) == 12.0  # 10 + 0.5 × 4
-    done = script(tools, "sdxl_merge_lora", "--models", str(lora), "--ratios", "0.5", "0.7", "--save_to", str(out))
-    assert done.returncode == 1 and "number of models must be equal to number of ratios" in done.stderr
