@@ -21,6 +21,28 @@ SPLIT = Table(
     ],
 )
 
+def _check_danbooru(values: dict) -> list[tuple[str, str]]:
+    """Split shares add up to 1 and name real rating letters, each letter in one split only."""
+    problems = []
+    splits = values.get("splits") or []
+    shares, seen = [], set()
+    for split in splits:
+        get = split.get if isinstance(split, dict) else (lambda k, s=split: getattr(s, k, None))
+        ratings, share = get("ratings"), get("share")
+        if share is not None:
+            shares.append(share)
+        letters = [part.strip()[:1].lower() for part in str(ratings or "").split(",") if part.strip()]
+        bad = [l for l in letters if l not in "gsqe"]
+        if bad or not letters:
+            problems.append(("splits", f'ratings {ratings!r}: use the letters g, s, q, e (e.g. "g" or "s,q,e")'))
+        if seen.intersection(letters):
+            problems.append(("splits", f"rating {sorted(seen.intersection(letters))[0]} is in two splits"))
+        seen.update(letters)
+    if shares and abs(sum(shares) - 1.0) > 1e-6:
+        problems.append(("splits", f"shares add up to {sum(shares):g}, not 1"))
+    return problems
+
+
 DANBOORU = Table(
     name="danbooru",
     help="How `swimlatent collect` queries Danbooru for this dataset.",
@@ -43,6 +65,7 @@ DANBOORU = Table(
         Field("keep_deleted", BOOL, False, "also collect deleted posts (default adds -status:deleted)"),
     ],
     subtables=[SPLIT],
+    check=_check_danbooru,
 )
 
 TABLE = Table(
