@@ -1,7 +1,51 @@
-"""`swimlatent curate`: not built yet (the Danbooru datasets issue)."""
+"""`swimlatent curate RECIPE`: propose the images a selection dataset trains on, and a contact sheet."""
 
+from __future__ import annotations
+
+from swimlatent_wrap import atomic
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.recipe import load_recipe
+from swimlatent_wrap.workdir import Workdir
 
 
 def run(args) -> int:
-    raise UserError("swimlatent curate is not built yet (Danbooru datasets issue); nothing was done")
+    from swimlatent_wrap.danbooru import curate
+
+    recipe = load_recipe(args.recipe)
+    dataset = recipe.dataset
+    if dataset.source != "selection":
+        raise UserError(f"{recipe.path}: [dataset] source is {dataset.source!r}; curate proposes images for a "
+                        "source = \"selection\" dataset (e.g. recipes/swim-in-latent/lora.toml)")
+    workdir = Workdir(args.workdir)
+    images = workdir.images_dir(dataset.from_dataset)
+    curate.require_source(images, dataset.from_dataset)
+    folder = workdir.dataset_dir(dataset.name) / "curate"
+    found, unreadable = curate.candidates(images, workdir.dataset_manifest(dataset.from_dataset), folder / "thumbs")
+    chosen, left_out = curate.propose(found, dataset.select_count)
+    proposal = curate.selection_text(chosen)
+    atomic.write_text(folder / "proposal.txt", proposal)
+    existing = _names(dataset.selection)
+    if existing:
+        selected = set(existing)
+        kept = f"kept your {dataset.selection} ({len(selected)} images); the new proposal is in {folder / 'proposal.txt'}"
+    else:
+        atomic.write_text(dataset.selection, proposal)
+        selected = {c.name for c in chosen}
+        kept = f"wrote {dataset.selection} ({len(chosen)} images)"
+    page = curate.contact_sheet(found, selected, left_out, title=f"Curate {dataset.name} from {dataset.from_dataset}",
+                                selection_file=dataset.selection, thumbs_href="thumbs")
+    atomic.write_text(folder / "index.html", page)
+    duplicates = sum(1 for reason in left_out.values() if reason.startswith("near-duplicate"))
+    print(f"curate: {len(found)} candidates, {duplicates} near-duplicates left out, {len(chosen)} proposed; {kept}")
+    if unreadable:
+        print(f"curate: {len(unreadable)} unreadable image(s) skipped, e.g. {unreadable[0]}")
+    print(f"review: {folder / 'index.html'}")
+    return 0
+
+
+def _names(selection) -> list[str]:
+    """The names already in the user's selection file ([] when it is absent or holds none)."""
+    if not selection.is_file():
+        return []
+    lines = (line.strip() for line in selection.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]

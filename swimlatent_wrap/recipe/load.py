@@ -281,7 +281,8 @@ class _Loader:
             if ref.stage == own_name:
                 self.problem(origin, "model", f"stage:{ref.stage} is this recipe's own output")
             else:
-                names = sibling_stage_names(self.leaf.parent)
+                # the stages beside this recipe, or beside the recipe that wrote this `model`
+                names = sibling_stage_names(self.leaf.parent) | sibling_stage_names(origin.parent)
                 if ref.stage not in names:
                     have = ", ".join(sorted(names)) or "none"
                     self.problem(origin, "model", f"no recipe named {ref.stage!r} beside this one (have: {have})" + _suggest(ref.stage, names))

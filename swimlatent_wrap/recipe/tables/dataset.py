@@ -81,6 +81,8 @@ TABLE = Table(
         Field("selection", PathKind(must_exist=False), None, "source = selection: plain text file, one image file name per line (`swimlatent curate` writes it)"),
         Field("metadata_file", PathKind(), None, "an sd-scripts fine-tuning metadata JSON instead of caption files (needs cached latents)"),
         Field("num_repeats", INT, 1, "times each image is seen per epoch (sd-scripts num_repeats)"),
+        Field("select_count", INT, 100, "source = selection: how many images `swimlatent curate` proposes",
+              check=lambda v: None if v >= 1 else "must be 1 or more"),
     ],
     subtables=[DANBOORU],
 )
