@@ -20,6 +20,8 @@ def run(args) -> int:
     out = Path(args.out).expanduser().resolve() if args.out else None
     result = stamp_file(Path(args.model).expanduser(), out=out, recipe=recipe, assignments=assignments,
                         strip_paths=strip_paths)
+    if result.recovered:
+        print(f"restored the header of {Path(args.model)} that an interrupted stamp had left half-written")
     print(f"stamped {result.path} ({result.how}; header {result.header_bytes} bytes)")
     print(f"modelspec.title = {result.metadata.get('modelspec.title')}")
     print(f"modelspec.hash_sha256 = {result.metadata['modelspec.hash_sha256']}")

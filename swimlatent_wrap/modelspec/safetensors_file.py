@@ -8,6 +8,8 @@ trailing spaces allowed), then the data section, which the tensors' byte ranges 
     data_sha256(info) -> str                     lowercase sha256 of every byte after the header
     write_header(info, metadata, out=None)       new metadata: in place when it fits, else a
                                                  streamed copy (copy_file_range/sendfile) + rename
+    recover_interrupted_write(path) -> bool      put back the header an interrupted in-place
+                                                 write may have left half-written
     read_tensor_bytes(handle, info, name)        one tensor's bytes, by offset
 
 Nothing here imports numpy: the header is small, the data section is only hashed or copied.
@@ -170,15 +172,28 @@ def write_header(info: Safetensors, metadata: dict[str, str], out: Path | None =
     old_length = info.header_bytes - 8
     if out is None and len(new_json) <= old_length:
         header = padded_header(new_json, old_length)
+        undo = undo_path(info.path)
         fd = os.open(info.path, os.O_RDWR)
         try:
             _check_unchanged(fd, info)
+            old = os.pread(fd, info.header_bytes, 0)
+            if old == header:
+                return "in place"  # nothing to change: the file is not even written
+            # An SDXL header is ~200 KB: a crash or power cut inside the pwrite could leave it torn and
+            # the whole model unreadable. The old header goes beside the file first (temp + rename);
+            # recover_interrupted_write puts it back if we never get to remove it.
+            from swimlatent_wrap.atomic import write_bytes
+
+            write_bytes(undo, old)
             os.pwrite(fd, header, 0)
             os.fsync(fd)
         finally:
             os.close(fd)
+        undo.unlink(missing_ok=True)
         return "in place"
-    target = Path(out) if out is not None else info.path
+    # MODEL may be a symlink (e.g. into a download cache): rewrite the file it points to, beside it,
+    # rather than replacing the link with a stamped copy and leaving the real file as it was
+    target = Path(out) if out is not None else Path(os.path.realpath(info.path))
     length = len(new_json) if len(new_json) <= old_length else _grown_length(len(new_json))
     if out is not None and len(new_json) <= old_length:
         length = old_length  # a copy keeps the source's layout when it fits
@@ -198,6 +213,35 @@ def write_header(info: Safetensors, metadata: dict[str, str], out: Path | None =
             os.unlink(tmp)
         raise
     return "copied"
+
+
+def undo_path(path: Path) -> Path:
+    """Where an in-place header write keeps the old header until the new one is on disk."""
+    path = Path(os.path.realpath(path))  # beside the real file, whichever link reached it
+    return path.with_name(f".{path.name}.stamp-undo")
+
+
+def recover_interrupted_write(path: Path) -> bool:
+    """If an in-place header write of ``path`` was interrupted, write the old header back (it still
+    describes the data section, which an in-place write never touches). True when it did."""
+    undo = undo_path(path)
+    try:
+        saved = undo.read_bytes()
+    except FileNotFoundError:
+        return False
+    length = struct.unpack("<Q", saved[:8])[0] if len(saved) >= 8 else -1
+    fd = os.open(path, os.O_RDWR)
+    try:
+        # the in-place write keeps the header length, so a torn write leaves these 8 bytes as they were
+        if len(saved) != 8 + length or os.pread(fd, 8, 0) != saved[:8] or os.fstat(fd).st_size < len(saved):
+            raise NotSafetensors(f"{undo} (the header saved by an interrupted stamp) does not match this file; "
+                                 "if the file reads correctly, that leftover can be deleted")
+        os.pwrite(fd, saved, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    undo.unlink()
+    return True
 
 
 def _grown_length(json_length: int) -> int:

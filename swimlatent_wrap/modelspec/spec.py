@@ -52,6 +52,7 @@ class StampResult:
     metadata: dict[str, str]
     dropped: list[str]
     header_bytes: int
+    recovered: bool = False  # an interrupted in-place stamp's header was put back first
 
 
 def looks_like_path(value: str) -> bool:
@@ -202,6 +203,12 @@ def stamp_file(path: Path, *, out: Path | None = None, recipe: dict[str, str] | 
                today: str | None = None) -> StampResult:
     """Stamp ``path`` (or a copy at ``out``): header only, tensors never touched."""
     path = Path(path)
+    try:
+        recovered = st.recover_interrupted_write(path) if path.is_file() else False
+    except st.NotSafetensors as error:
+        raise UserError(f"{path}: {error}") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot restore the header an interrupted stamp saved: {error.strerror or error}") from None
     info = read_model(path)
     stamp = build_metadata(info, data_hash=st.data_sha256(info), recipe=recipe, assignments=assignments,
                            strip_paths=strip_paths, today=today)
@@ -215,7 +222,7 @@ def stamp_file(path: Path, *, out: Path | None = None, recipe: dict[str, str] | 
         raise UserError(f"cannot write {out or path}: {error.strerror or error}") from None
     written = read_model(Path(out) if out is not None else path)
     return StampResult(path=written.path, how=how, metadata=written.metadata, dropped=stamp.dropped,
-                       header_bytes=written.header_bytes)
+                       header_bytes=written.header_bytes, recovered=recovered)
 
 
 def read_model(path: Path) -> st.Safetensors:
@@ -223,4 +230,8 @@ def read_model(path: Path) -> st.Safetensors:
     try:
         return st.read_safetensors(path)
     except st.NotSafetensors as error:
-        raise UserError(f"{path}: {error}") from None
+        lines = [f"{path}: {error}"]
+        if st.undo_path(path).is_file():
+            lines.append(f"{path}: an interrupted in-place stamp left its old header in {st.undo_path(path).name}; "
+                         "run `swimlatent stamp` on the file again to put it back")
+        raise UserError(*lines) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.modelspec import safetensors_file as st
+from swimlatent_wrap.release.lora_targets import module_targets
 
 SCRIPT = "sdxl_merge_lora"
 UNET_PREFIX = "model.diffusion_model."
@@ -38,7 +40,7 @@ class MergeCheck:
     missing_target: list[str] = field(default_factory=list)  # modules with no tensor in the model
     unchanged: list[str] = field(default_factory=list)  # modules whose target is identical to the base
     unexpected: list[str] = field(default_factory=list)  # changed tensors no module targets
-    not_checked: list[str] = field(default_factory=list)  # e.g. lora_te2_* (OpenCLIP layout, q/k/v fused)
+    not_checked: list[str] = field(default_factory=list)  # kept for the record's shape; every module is checked now
 
     @property
     def ok(self) -> bool:
@@ -122,26 +124,32 @@ def _round_to(values, dtype: str):
     return (rounded.astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
-def _tensor_changed(base_f, base: st.Safetensors, merged_f, merged: st.Safetensors, name: str) -> bool:
-    """Whether ``name`` differs between the two files beyond the dtype cast; read in slices."""
+def _tensor_changed(base_f, base: st.Safetensors, merged_f, merged: st.Safetensors, name: str,
+                    rows: tuple[int, int] | None = None) -> bool:
+    """Whether ``name`` (only its dim-0 ``rows`` when given) differs between the two files beyond the
+    dtype cast; read in slices of at most SLICE_ELEMENTS elements."""
     import numpy as np
 
     b_dtype, shape = base.tensors[name]
     m_dtype, m_shape = merged.tensors[name]
     if m_shape != shape:
         return True
-    if b_dtype == m_dtype and b_dtype not in FLOAT_DTYPES:
-        b_start, b_end = base.offsets[name]
-        m_start = merged.offsets[name][0]
-        return _read(base_f, base, b_start, b_end - b_start) != _read(merged_f, merged, m_start, b_end - b_start)
-    if b_dtype not in FLOAT_DTYPES or m_dtype not in FLOAT_DTYPES:
-        return True
+    per_row = math.prod(shape[1:]) if shape else 1
+    first_element, end_element = (0, math.prod(shape)) if rows is None else (rows[0] * per_row, rows[1] * per_row)
     b_size, m_size = st.DTYPE_BYTES[b_dtype], st.DTYPE_BYTES[m_dtype]
-    count = (base.offsets[name][1] - base.offsets[name][0]) // b_size
-    for first in range(0, count, SLICE_ELEMENTS):
-        n = min(SLICE_ELEMENTS, count - first)
-        b = _as_float32(_read(base_f, base, base.offsets[name][0] + first * b_size, n * b_size), b_dtype)
-        m = _as_float32(_read(merged_f, merged, merged.offsets[name][0] + first * m_size, n * m_size), m_dtype)
+    b_start, m_start = base.offsets[name][0], merged.offsets[name][0]
+    exact = b_dtype not in FLOAT_DTYPES or m_dtype not in FLOAT_DTYPES
+    if exact and b_dtype != m_dtype:
+        return True
+    for first in range(first_element, end_element, SLICE_ELEMENTS):
+        n = min(SLICE_ELEMENTS, end_element - first)
+        b_raw = _read(base_f, base, b_start + first * b_size, n * b_size)
+        m_raw = _read(merged_f, merged, m_start + first * m_size, n * m_size)
+        if exact:
+            if b_raw != m_raw:
+                return True
+            continue
+        b, m = _as_float32(b_raw, b_dtype), _as_float32(m_raw, m_dtype)
         if not np.array_equal(_round_to(b, m_dtype), m, equal_nan=True):
             return True
     return False
@@ -174,26 +182,23 @@ def verify_merge(base_path: Path, lora_path: Path, merged_path: Path) -> MergeCh
     missing = sorted(set(base.tensors) - set(merged.tensors))
     if missing:
         raise UserError(f"merged model {merged_path}: {len(missing)} tensors of the base model are missing, e.g. {missing[0]}")
-    targets = {}
-    for key in base.tensors:
-        name = lora_name(key)
-        if name is not None:
-            targets[name] = key
-    check = MergeCheck(modules=[m for m in modules if not m.startswith("lora_te2_")],
-                       not_checked=[m for m in modules if m.startswith("lora_te2_")])
+    # lora_te2_* included: their q/k/v share one fused tensor, each module checked on its own rows
+    targets = module_targets(base.tensors)
+    check = MergeCheck(modules=modules)
     with open(base.path, "rb") as base_f, open(merged.path, "rb") as merged_f:
         for name in base.tensors:
             if _tensor_changed(base_f, base, merged_f, merged, name):
                 check.changed.append(name)
-    changed = set(check.changed)
-    targeted = set()
-    for module in check.modules:
-        key = targets.get(module)
-        if key is None:
-            check.missing_target.append(module)
-        else:
-            targeted.add(key)
-            if key not in changed:
+        changed = set(check.changed)
+        targeted = set()
+        for module in check.modules:
+            target = targets.get(module)
+            if target is None:
+                check.missing_target.append(module)
+                continue
+            targeted.add(target.key)
+            if target.key not in changed or (
+                    target.rows is not None and not _tensor_changed(base_f, base, merged_f, merged, target.key, target.rows)):
                 check.unchanged.append(module)
     check.unexpected = sorted(changed - targeted)
     return check
