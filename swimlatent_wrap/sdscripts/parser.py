@@ -15,16 +15,17 @@ from swimlatent_wrap.sdscripts.manifest import Option, load_manifest
 
 
 def _int_or_float(text: str) -> int | float:
-    # sd-scripts' int_or_float: "100" → 100 steps, "0.05" → ratio, "5%" → 0.05
+    """sd-scripts' int_or_float: "5%" → 0.05, a value ≥ 1 → an int step count ("1.5" is refused), else a ratio."""
     if text.endswith("%"):
-        return float(text[:-1]) / 100.0
+        try:
+            return float(text[:-1]) / 100.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"Value '{text}' is not a valid percentage") from None
     try:
-        return int(text)
-    except ValueError:
         value = float(text)
-        if value >= 1:
-            raise argparse.ArgumentTypeError(f"'{text}' is not an int or float") from None
-        return value
+        return int(text) if value >= 1 else value
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an int or float") from None
 
 
 _TYPES = {"int": int, "float": float, "str": str, "Path": Path, "int_or_float": _int_or_float}
@@ -41,9 +42,10 @@ def _add(parser: argparse.ArgumentParser, option: Option) -> None:
     kwargs: dict = {"type": _TYPES.get(option.type, str), "default": option.default}
     if option.kind == "list":
         kwargs["nargs"] = "*"
-    choices = [c for c in option.choices or () if c is not None]
-    if choices:
-        kwargs["choices"] = choices
+    if option.choices is not None:
+        # as sd-scripts declares them: None stays a choice (the default), numbers are numbers
+        convert = _TYPES.get(option.type, str) if option.type in ("int", "float") else (lambda c: c)
+        kwargs["choices"] = [convert(c) if c is not None else None for c in option.choices]
     parser.add_argument(flag, **kwargs)
 
 

@@ -150,42 +150,9 @@ def convert(tensors: dict, precision: str | None) -> dict:
 # Parser from the manifest, config file as sd-scripts reads it
 
 
-def int_or_float(value: str):
-    if value.endswith("%"):
-        try:
-            return float(value[:-1]) / 100.0
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"Value '{value}' is not a valid percentage")
-    try:
-        float_value = float(value)
-        if float_value >= 1:
-            return int(value)
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}' is not an int or float")
-
-
-_TYPES = {"str": str, "int": int, "float": float, "Path": pathlib.Path, "int_or_float": int_or_float}
-
-
-def build_parser(script: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{script}.py")  # allow_abbrev stays on, as in sd-scripts
-    for name, spec in MANIFEST["scripts"][script]["options"].items():
-        kind, type_name = spec["kind"], spec["type"]
-        if kind == "flag":
-            parser.add_argument(f"--{name}", action="store_true")
-            continue
-        kwargs = {"type": _TYPES[type_name], "default": spec.get("default")}
-        if spec.get("choices") is not None:
-            kwargs["choices"] = [_TYPES[type_name](c) if type_name in ("int", "float") and c is not None else c for c in spec["choices"]]
-        if kind == "list":
-            kwargs["nargs"] = "*"
-        if kind == "positional":
-            kwargs.pop("default")
-            parser.add_argument(name, **kwargs)
-        else:
-            parser.add_argument(f"--{name}", **kwargs)
-    return parser
+# The parser is the package's, generated from the same manifest (the stand-ins run with a Python
+# that has swimlatent installed).
+from swimlatent_wrap.sdscripts.parser import build_parser  # noqa: E402
 
 
 def read_config_from_file(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
