@@ -152,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in error.lines:
             print(f"{error.label}{line}", file=sys.stderr)
         return 1
+    except OSError as error:
+        # a file or folder the command needed: permission denied, disk full, not a directory, …
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        print(f"error: {error.strerror or error}{where}; nothing half-written was left in place", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"swimlatent {args.command}: interrupted; what was finished is kept, run it again to go on", file=sys.stderr)
         return 130

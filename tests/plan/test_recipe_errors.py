@@ -142,3 +142,11 @@ def test_commands_refuse_bad_recipes_without_traceback(write_recipe, command):
     path = write_recipe("bad.toml", 'extends = "@BASE@"\nname = "bad"\n[args]\nlearning_rate = "fast"\n')
     result = run_cli(command, str(path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_output_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("plan", "recipes/swim-in-latent/base.toml", "--out", str(blocker / "plan"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
