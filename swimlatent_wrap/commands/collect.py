@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 
 from swimlatent_wrap.errors import UserError
@@ -23,14 +26,62 @@ def _recipe_and_danbooru(args):
     if dataset.source != "danbooru":
         raise UserError(f"{args.recipe}: [dataset] source = {dataset.source!r}; only source = \"danbooru\" is collected "
                         "(a folder dataset is used as it is)")
-    if dataset.danbooru is None:
+    if getattr(dataset, "danbooru", None) is None:
         raise UserError(f"{args.recipe}: [dataset] source = \"danbooru\" needs a [dataset.danbooru] table (count, splits, …)")
     return recipe, dataset, dataset.danbooru
 
 
+class _Progress:
+    """A rich progress bar on a terminal; nothing at all otherwise (the summary line is printed anyway)."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.bar = None
+        self.started = time.monotonic()
+        if not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
+                            TimeRemainingColumn(), TextColumn("{task.fields[extra]}"),
+                            console=Console(stderr=True), transient=True)
+        self.task = self.bar.add_task(name, total=total, extra="")
+        self.bar.start()
+
+    def __call__(self, stats) -> None:
+        if self.bar is None:
+            return
+        seconds = max(1e-6, time.monotonic() - self.started)
+        rate = stats.downloaded / seconds
+        self.bar.update(self.task, completed=stats.have,
+                        extra=f"{stats.downloaded} new {stats.skipped} skip {stats.failed} fail "
+                              f"{stats.bytes / 1e6:.1f} MB {rate:.1f} img/s")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextlib.contextmanager
+def _term_as_interrupt():
+    """SIGTERM (a service manager, `kill`) stops collect as cleanly as Ctrl-C: what finished is recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args) -> int:
     from swimlatent_wrap.danbooru import query as q
-    from swimlatent_wrap.danbooru.client import Client, Credentials, api_root
+    from swimlatent_wrap.danbooru.client import Client, Credentials, TransientError, api_root
     from swimlatent_wrap.danbooru.download import collect
     from swimlatent_wrap.danbooru.manifest import Manifest
 
@@ -45,56 +96,49 @@ def run(args) -> int:
         if not artists:
             raise UserError(f"{dan.artists}: no artist tags in it; put one Danbooru artist tag per line "
                             "(as in a search, underscores, no \"artist:\" prefix), or remove [dataset.danbooru] artists")
-    problem = q.check_tag_limit(dan, artists)
-    if problem:
-        raise UserError(problem)
     try:
-        plans = q.plan(dan, count, artists)
-    except ValueError as error:
+        plan = q.plan(dan, count, artists)
+    except ValueError as error:  # PlanError, or a rating/duration the recipe check let through
         raise UserError(f"{args.recipe}: [dataset.danbooru] {error}") from None
 
     workdir = Workdir(args.workdir)
     credentials = Credentials.from_env()
-    client = Client(api_root(dan.api_root), rate=dan.requests_per_second, credentials=credentials)
+    client = Client(api_root(dan.api_root), rate=dan.requests_per_second, credentials=credentials,
+                    timeout=dan.timeout, max_tries=dan.max_tries, backoff=dan.retry_wait)
     images = workdir.images_dir(dataset.name)
+    name = dataset.name
+    for line in q.describe(plan):
+        print(f"collect {name}: {line}")
     started = time.monotonic()
-    total = sum(p.target for p in plans)
-
-    progress = None
-    on_change = lambda stats: None  # noqa: E731
-    if sys.stderr.isatty():
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeRemainingColumn(), TextColumn("{task.fields[extra]}"), transient=True)
-        task = progress.add_task(f"collect {dataset.name}", total=total, extra="")
-
-        def on_change(stats):
-            progress.update(task, completed=stats.already + stats.downloaded,
-                            extra=f"skipped {stats.skipped} failed {stats.failed} {stats.bytes / 1e6:.1f} MB")
-        progress.start()
-    manifest = Manifest(workdir.dataset_manifest(dataset.name))
+    progress = _Progress(name, plan.total)
+    manifest = Manifest(workdir.dataset_manifest(name))
     try:
-        stats = collect(client, manifest, images, dan, plans, on_change)
-    except Exception as error:  # transient errors that outlived every retry
-        from swimlatent_wrap.danbooru.client import TransientError
-
-        if isinstance(error, TransientError):
-            raise UserError(client.redact(f"collect {dataset.name}: {error}"),
-                            "what was downloaded is kept; run collect again later to go on") from None
-        raise
+        with _term_as_interrupt():
+            stats = collect(client, manifest, images, dan, plan, progress)
+    except TransientError as error:  # a request that outlived every retry
+        raise UserError(client.redact(f"collect {name}: {error}"),
+                        f"collect {name}: what was downloaded is kept; run collect again later to go on") from None
     finally:
+        progress.stop()
         manifest.close()
-        if progress is not None:
-            progress.stop()
     seconds = time.monotonic() - started
-    have = stats.already + stats.downloaded
-    print(f"collect {dataset.name}: {have}/{total} images ({stats.downloaded} downloaded now, {stats.already} before), "
-          f"skipped {stats.skipped}, failed {stats.failed}, {stats.bytes} bytes, {seconds:.1f} s")
-    from swimlatent_wrap.danbooru.report import summarize, write_html
-
-    report = write_html(dataset.name, summarize(workdir.dataset_manifest(dataset.name)), workdir.dataset_dir(dataset.name) / "report")
-    print(f"collect {dataset.name}: report at {report} (or `swimlatent report {args.recipe}`)")
+    rate = stats.downloaded / seconds if seconds > 0 else 0.0
+    print(f"collect {name}: {stats.have}/{plan.total} images ({stats.downloaded} downloaded now, "
+          f"{stats.already} before{f', {stats.salvaged} completed from an interrupted run' if stats.salvaged else ''}), "
+          f"skipped {stats.skipped}, failed {stats.failed}, {stats.bytes / 1e6:.1f} MB, {stats.pages} pages, "
+          f"{client.requests_sent} requests ({client.retries} retried), {seconds:.1f} s, {rate:.2f} img/s")
+    for note in stats.notes:
+        print(f"collect {name}: note: {note}", file=sys.stderr)
     for line in stats.short:
-        print(f"collect {dataset.name}: short of the target for {line}", file=sys.stderr)
+        print(f"collect {name}: short of the target for {line}", file=sys.stderr)
+    if stats.failed:
+        print(f"collect {name}: {stats.failed} download(s) failed (reasons in the manifest and the report); network "
+              "failures are tried again by the next run", file=sys.stderr)
+
+    from swimlatent_wrap.danbooru.report import print_table, summarize, write_report
+
+    summary = summarize(workdir.dataset_manifest(name))
+    print_table(name, summary, brief=True)
+    page = write_report(name, summary, workdir.dataset_dir(name))
+    print(f"collect {name}: report at {page} (full tables: swimlatent report {args.recipe})")
     return 0

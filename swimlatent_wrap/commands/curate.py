@@ -21,7 +21,7 @@ def run(args) -> int:
     curate.require_source(images, dataset.from_dataset)
     folder = workdir.dataset_dir(dataset.name) / "curate"
     found, unreadable = curate.candidates(images, workdir.dataset_manifest(dataset.from_dataset), folder / "thumbs")
-    chosen, left_out = curate.propose(found, dataset.select_count)
+    chosen, left_out = curate.propose(found, dataset.select_count, dataset.near_duplicate_bits)
     proposal = curate.selection_text(chosen)
     atomic.write_text(folder / "proposal.txt", proposal)
     existing = _names(dataset.selection)

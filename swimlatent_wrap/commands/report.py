@@ -7,13 +7,14 @@ from swimlatent_wrap.workdir import Workdir
 
 
 def run(args) -> int:
-    from swimlatent_wrap.danbooru.report import print_table, summarize, write_html
+    from swimlatent_wrap.danbooru.report import print_table, summarize, write_report
     from swimlatent_wrap.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
-    dataset = recipe.dataset
+    dataset = getattr(recipe, "dataset", None)
     if dataset is None:
         raise UserError(f"{args.recipe}: no [dataset] table; nothing to report")
+    # A selection is reported through the dataset it picks from (its manifest holds the metadata).
     name = dataset.from_dataset if dataset.source == "selection" else dataset.name
     workdir = Workdir(args.workdir)
     manifest = workdir.dataset_manifest(name)
@@ -21,6 +22,6 @@ def run(args) -> int:
         raise UserError(f"no manifest for dataset {name!r} at {manifest}; run `swimlatent collect` on its recipe first")
     summary = summarize(manifest)
     print_table(name, summary)
-    out = write_html(name, summary, workdir.dataset_dir(name) / "report")
+    out = write_report(name, summary, workdir.dataset_dir(name))
     print(f"report: {out}")
     return 0

@@ -57,41 +57,53 @@ def _scores(manifest: Path) -> dict[str, int]:
     return {f"{md5}.{ext}": int(score or 0) for md5, ext, score in rows}
 
 
-def candidates(images: Path, manifest: Path, thumbs: Path) -> tuple[list[Candidate], list[str]]:
-    """Every readable image of the folder (with a thumbnail written for the sheet) and the unreadable ones."""
+def _candidate(path: Path, thumbs: Path, score: int) -> Candidate | None:
+    """One image: size, perceptual hash, and its thumbnail (made once); None when it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
-    scores = _scores(manifest)
-    found, unreadable = [], []
-    thumbs.mkdir(parents=True, exist_ok=True)
-    for path in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-                image.draft("RGB", (THUMB * 2, THUMB * 2))  # JPEGs decode at reduced scale
-                image = image.convert("RGB")
-                digest = average_hash(image)
-                thumb = thumbs / (path.stem + ".jpg")
-                if not thumb.exists():
-                    image.thumbnail((THUMB, THUMB))
-                    from swimlatent_wrap.atomic import atomic_open
+    from swimlatent_wrap.atomic import atomic_open
 
-                    with atomic_open(thumb, "wb") as handle:
-                        image.save(handle, format="JPEG", quality=80)
-        except (OSError, UnidentifiedImageError, ValueError):
-            unreadable.append(path.name)
-            continue
-        found.append(Candidate(path.name, scores.get(path.name, 0), width, height, digest))
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            image.draft("RGB", (THUMB * 2, THUMB * 2))  # JPEGs decode at a reduced scale
+            image = image.convert("RGB")
+            digest = average_hash(image)
+            thumb = thumbs / (path.stem + ".jpg")
+            if not thumb.exists():
+                image.thumbnail((THUMB, THUMB))
+                with atomic_open(thumb, "wb") as handle:
+                    image.save(handle, format="JPEG", quality=80)
+    except (OSError, UnidentifiedImageError, ValueError, EOFError):
+        return None
+    return Candidate(path.name, score, width, height, digest)
+
+
+def candidates(images: Path, manifest: Path, thumbs: Path) -> tuple[list[Candidate], list[str]]:
+    """Every readable image of the folder (with a thumbnail written for the sheet) and the unreadable ones.
+    Decoding runs on a few threads (Pillow releases the GIL while it decodes)."""
+    import concurrent.futures as cf
+    import os
+
+    scores = _scores(manifest)
+    thumbs.mkdir(parents=True, exist_ok=True)
+    paths = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    with cf.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(lambda p: _candidate(p, thumbs, scores.get(p.name, 0)), paths))
+    found = [c for c in results if c is not None]
+    unreadable = [p.name for p, c in zip(paths, results) if c is None]
     return found, unreadable
 
 
-def propose(found: list[Candidate], count: int) -> tuple[list[Candidate], dict[str, str]]:
+def propose(found: list[Candidate], count: int, near_bits: int = NEAR_DUPLICATE_BITS) -> tuple[list[Candidate], dict[str, str]]:
     """The top ``count`` by score then size, skipping near-duplicates; and why others were left out."""
     ranked = sorted(found, key=lambda c: (-c.score, -c.pixels, c.name))
     chosen: list[Candidate] = []
     left_out: dict[str, str] = {}
     for candidate in ranked:
-        twin = next((c for c in chosen if bin(c.ahash ^ candidate.ahash).count("1") <= NEAR_DUPLICATE_BITS), None)
+        twin = None
+        if near_bits > 0:
+            twin = next((c for c in chosen if bin(c.ahash ^ candidate.ahash).count("1") <= near_bits), None)
         if twin is not None:
             left_out[candidate.name] = f"near-duplicate of {twin.name}"
         elif len(chosen) < count:

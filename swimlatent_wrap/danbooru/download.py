@@ -1,11 +1,13 @@
 """Collecting: candidates in score order, eligibility, md5-verified downloads, resume, exact splits.
 
-Invariants (hold after a kill at any moment):
-- A file `<md5>.<ext>` in images/ only ever appears by renaming a `.part` whose md5 matched.
-- Its post's manifest row is inserted (status planned) before the download starts, so every image
-  file has a row; `reconcile` at start marks verified files downloaded and removes stale `.part`s.
+Invariants (they hold after a kill at any moment):
+- A file `<md5>.<ext>` in images/ only ever appears by renaming a `<md5>.<ext>.part` whose md5 matched.
+- Its post's row is committed as `planned` before the download starts, so every image has a row;
+  `reconcile` at the next start marks a verified file `downloaded`, renames a complete, verified `.part`
+  (killed between the last byte and the rename: not fetched again), and deletes any other `.part`.
 - Only `downloaded` rows count toward a split, and a split never has more downloads in flight than it
-  still needs, so the split is exact and no post is fetched again once its file is in place.
+  still needs, so a split can never overshoot its target: the split stays exact, and a post whose file
+  is in place is never fetched again.
 """
 
 from __future__ import annotations
@@ -15,59 +17,66 @@ import datetime as dt
 import hashlib
 import os
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from urllib.parse import urljoin
 
 from swimlatent_wrap.danbooru import query as q
-from swimlatent_wrap.danbooru.client import Client, TransientError
+from swimlatent_wrap.danbooru.client import Client, FileGone, TransientError
 from swimlatent_wrap.danbooru.manifest import Manifest, image_name
+from swimlatent_wrap.danbooru.stream import StreamContext, split_stream
 
-MD5_TRIES = 2  # a wrong md5 is fetched once more, then the post is recorded as failed
+MD5_TRIES = 2  # a wrong md5 is fetched once more, then the post is recorded as failed (for good)
 MD5_FAILED = "md5 mismatch"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
+_PART = re.compile(r"^([0-9a-f]{32})\.([a-z0-9]{1,8})\.part$")
 
 
 @dataclass
 class Stats:
+    target: int = 0
+    already: int = 0        # downloaded before this run (in the planned splits)
     downloaded: int = 0     # this run
-    skipped: int = 0        # this run
+    skipped: int = 0        # this run: posts passed over as ineligible
     failed: int = 0         # this run
     bytes: int = 0          # this run
-    already: int = 0        # downloaded before this run
-    short: list[str] = field(default_factory=list)  # splits that ran out of eligible posts
+    seen: int = 0           # posts on the pages read this run
+    pages: int = 0
+    salvaged: int = 0       # verified .part files renamed into place at the start
+    short: list[str] = field(default_factory=list)   # splits that ran out of eligible posts
+    notes: list[str] = field(default_factory=list)   # what the streams could not do
+
+    @property
+    def have(self) -> int:
+        return self.already + self.downloaded
 
 
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Rules:
+    """What makes a post eligible for one split, checked locally on every post whatever the server did."""
+
+    ratings: frozenset[str]
+    split: str
+    file_types: frozenset[str]
+    min_width: int = 0
+    min_height: int = 0
+    min_pixels: int = 0
+    cutoff: dt.datetime | None = None
+    max_age: str = ""
+    keep_deleted: bool = False
+    required: frozenset[str] = frozenset()
+    excluded: frozenset[str] = frozenset()
 
 
-def reconcile(manifest: Manifest, images: Path) -> None:
-    """Start of a run: drop stale .part files and make the manifest agree with the files on disk."""
-    images.mkdir(parents=True, exist_ok=True)
-    for part in images.glob("*.part"):
-        part.unlink(missing_ok=True)
-    for row in manifest.db.execute("SELECT id, md5, file_ext, status, reason FROM posts WHERE md5 IS NOT NULL").fetchall():
-        if not row["md5"] or not row["file_ext"]:
-            continue
-        path = images / image_name(row["md5"], row["file_ext"])
-        if row["status"] == "downloaded":
-            if not path.is_file():
-                manifest.set_status(row["id"], "planned", "file missing on disk; fetched again")
-        elif path.is_file():
-            # Renamed after a verified md5 but killed before the manifest said so.
-            if md5_of(path) == row["md5"]:
-                manifest.set_status(row["id"], "downloaded", None)
-            else:
-                path.unlink()
+def rules_for(dan, plan: q.Plan, ratings: str, now: dt.datetime | None = None) -> Rules:
+    return Rules(
+        ratings=frozenset(ratings.split(",")), split=ratings,
+        file_types=frozenset(t.lower().lstrip(".") for t in (dan.file_types or [])),
+        min_width=int(dan.min_width or 0), min_height=int(dan.min_height or 0), min_pixels=int(dan.min_pixels or 0),
+        cutoff=q.age_cutoff(dan.max_age, now), max_age=str(dan.max_age or ""), keep_deleted=bool(dan.keep_deleted),
+        required=frozenset(plan.required), excluded=frozenset(plan.excluded))
 
 
 def parse_time(text: str | None) -> dt.datetime | None:
@@ -80,90 +89,94 @@ def parse_time(text: str | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def ineligible(post: dict, dan, ratings: str, cutoff: dt.datetime | None) -> str | None:
+def post_tags(post: dict) -> set[str]:
+    tags = set(str(post.get("tag_string") or "").split())
+    for key in ("tag_string_general", "tag_string_character", "tag_string_copyright", "tag_string_artist", "tag_string_meta"):
+        tags.update(str(post.get(key) or "").split())
+    return tags
+
+
+def ineligible(post: dict, rules: Rules) -> str | None:
     """Why a post is not collected (the manifest's skip reason), or None when it is."""
     md5, url = post.get("md5"), post.get("file_url")
     if not url or not md5:
         return "hidden or banned: the API gave no file_url/md5"
     if not _MD5.match(str(md5)):
         return f"malformed md5 {str(md5)[:40]!r}"
-    if post.get("is_deleted") and not dan.keep_deleted:
+    if post.get("is_deleted") and not rules.keep_deleted:
         return "deleted"
     ext = str(post.get("file_ext") or "").lower()
-    allowed = [t.lower().lstrip(".") for t in (dan.file_types or [])]
-    if not _EXT.match(ext) or (allowed and ext not in allowed):
+    if not _EXT.match(ext) or (rules.file_types and ext not in rules.file_types):
         return f"file type {ext or '?'} not in file_types"
-    if post.get("rating") not in ratings.split(","):
-        return f"rating {post.get('rating')} outside split {ratings}"
-    tags = set(str(post.get("tag_string") or "").split())
-    for key in ("tag_string_general", "tag_string_character", "tag_string_copyright", "tag_string_artist", "tag_string_meta"):
-        tags.update(str(post.get(key) or "").split())
-    hits = sorted(tags.intersection(t.strip() for t in (dan.blacklist or [])))
+    tags = post_tags(post)
+    hits = sorted(tags & rules.excluded)
     if hits:
         return "blacklisted tag: " + " ".join(hits)
-    width, height = int(post.get("image_width") or 0), int(post.get("image_height") or 0)
-    if width < (dan.min_width or 0) or height < (dan.min_height or 0) or width * height < (dan.min_pixels or 0):
+    missing = sorted(rules.required - tags)
+    if missing:
+        return "lacks tag: " + " ".join(missing)
+    try:
+        width, height = int(post.get("image_width") or 0), int(post.get("image_height") or 0)
+    except (TypeError, ValueError):
+        width = height = 0
+    if width < rules.min_width or height < rules.min_height or width * height < rules.min_pixels:
         return f"too small: {width}x{height}"
-    created = parse_time(post.get("created_at"))
-    if cutoff is not None and created is not None and created < cutoff:
-        return f"older than max_age {dan.max_age}"
+    if rules.cutoff is not None:
+        created = parse_time(post.get("created_at"))
+        if created is None or created < rules.cutoff:
+            return f"older than max_age {rules.max_age}" if created else "no created_at"
+    # Last: the one reason that depends on the split, so a post's other reasons read the same from every split.
+    if post.get("rating") not in rules.ratings:
+        return f"rating {post.get('rating')} outside split {rules.split}"
     return None
 
 
-# --- candidates -----------------------------------------------------------------------------------
-
-def _pages(client: Client, tags: list[str], page_limit: int, seen: set[int], out: list | None = None,
-           want: int | None = None) -> Iterator[dict]:
-    """Score-ordered pages of one query. Returns True when the page cap stopped it, False when exhausted."""
-    new = 0
-    for page in range(1, max(1, page_limit) + 1):
-        posts = client.posts(tags, page, q.PER_PAGE)
-        if posts is None:  # 410: the server's cap came before ours
-            return True
-        for post in posts:
-            if post.get("id") is None or post["id"] in seen:
-                continue
-            seen.add(post["id"])
-            new += 1
-            yield post
-        if len(posts) < q.PER_PAGE:
-            return False
-        if want is not None and new >= want:
-            return False
-    return True
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def candidates(client: Client, tags: list[str], dan, want: Callable[[], int]) -> Iterator[dict]:
-    """Posts of one query, highest score first; windows by date past the page cap (see query.py)."""
-    seen: set[int] = set()
-    capped = yield from _pages(client, tags, dan.page_limit, seen)
-    if not capped:
-        return
-    pending = q.yearly_windows(dan.max_age)
-    merged: list[dict] = []
-    target = want() * 2 + q.PER_PAGE
-    while pending:
-        window = pending.pop(0)
-        gen = _pages(client, tags + [window.tag()], dan.page_limit, seen, want=target)
-        while True:
-            try:
-                merged.append(next(gen))
-            except StopIteration as stop:
-                if stop.value:  # this window is capped too: halve it (its posts so far are kept)
-                    pending[:0] = window.halves()
-                break
-    merged.sort(key=lambda p: (-(p.get("score") or 0), -p["id"]))
-    yield from merged
+def part_path(images: Path, md5: str, ext: str) -> Path:
+    return images / (image_name(md5, ext) + ".part")
 
 
-def round_robin(streams: list[Iterator[dict]]) -> Iterator[dict]:
-    live = list(streams)
-    while live:
-        for stream in list(live):
-            try:
-                yield next(stream)
-            except StopIteration:
-                live.remove(stream)
+def reconcile(manifest: Manifest, images: Path) -> int:
+    """Start of a run: square the manifest with the files on disk (module docstring). Returns how many
+    complete `.part` files were verified and renamed into place."""
+    images.mkdir(parents=True, exist_ok=True)
+    salvaged = 0
+    for part in images.iterdir():
+        match = _PART.match(part.name)
+        if not match:
+            continue  # not ours (the tagger's caption temp files live here too)
+        md5, ext = match.groups()
+        row = manifest.db.execute("SELECT id, status FROM posts WHERE md5 = ? AND file_ext = ?", (md5, ext)).fetchone()
+        final = images / image_name(md5, ext)
+        if row is not None and row["status"] == "planned" and not final.exists() and md5_of(part) == md5:
+            os.replace(part, final)
+            manifest.set_status(row["id"], "downloaded", None, attempts=1)
+            salvaged += 1
+        else:
+            part.unlink(missing_ok=True)
+    rows = manifest.db.execute("SELECT id, md5, file_ext, status FROM posts "
+                               "WHERE md5 IS NOT NULL AND status IN ('planned', 'downloaded')").fetchall()
+    for row in rows:
+        if not row["file_ext"]:
+            continue
+        path = images / image_name(row["md5"], row["file_ext"])
+        if row["status"] == "downloaded":
+            if not path.is_file():
+                manifest.set_status(row["id"], "seen", "its file was missing from images/: fetched again")
+        elif path.is_file():
+            # Renamed after a verified md5, killed before the manifest said so.
+            if md5_of(path) == row["md5"]:
+                manifest.set_status(row["id"], "downloaded", None, attempts=1)
+            else:
+                path.unlink()
+    return salvaged
 
 
 # --- one download ---------------------------------------------------------------------------------
@@ -172,7 +185,7 @@ def fetch(client: Client, post: dict, images: Path) -> tuple[str, str | None, in
     """Download one original, verify its md5, rename into place. Returns (status, reason, bytes)."""
     md5, ext = post["md5"], str(post["file_ext"]).lower()
     final = images / image_name(md5, ext)
-    part = final.with_name(final.name + ".part")
+    part = part_path(images, md5, ext)
     url = urljoin(client.root + "/", post["file_url"])
     try:
         for _ in range(MD5_TRIES):
@@ -191,94 +204,125 @@ def fetch(client: Client, post: dict, images: Path) -> tuple[str, str | None, in
                     size = client.download(url, write, reset)
                 except TransientError as error:
                     return "failed", f"network: {error}", 0
+                except FileGone as error:
+                    return "failed", f"file gone: {error}", 0
                 handle.flush()
                 os.fsync(handle.fileno())
             if digest[0].hexdigest() == md5:
                 os.replace(part, final)
                 return "downloaded", None, size
-        return "failed", f"{MD5_FAILED} after {MD5_TRIES} tries", 0
+        return "failed", f"{MD5_FAILED}: the file served never matched the post's md5 ({MD5_TRIES} tries)", 0
     finally:
         part.unlink(missing_ok=True)
 
 
 # --- the collection -------------------------------------------------------------------------------
 
-def collect_split(client: Client, manifest: Manifest, images: Path, dan, split: q.SplitPlan,
-                  stats: Stats, pool: cf.ThreadPoolExecutor, concurrency: int,
-                  on_change: Callable[[], None] = lambda: None) -> None:
-    cutoff = None
-    if dan.max_age:
-        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=q.age_days(dan.max_age))
-    done = manifest.count(split.ratings)
-    inflight: dict[cf.Future, dict] = {}
-    need = lambda: max(0, split.target - done - len(inflight))  # noqa: E731
-    if done >= split.target:
-        return
-    stream = round_robin([candidates(client, tags, dan, need) for tags in split.queries])
-    exhausted = False
-    try:
+class _Run:
+    """One `collect`: the splits in turn, a bounded pool of downloads, every change committed."""
+
+    def __init__(self, client: Client, manifest: Manifest, images: Path, dan, plan: q.Plan,
+                 on_change: Callable[[Stats], None], today: dt.date | None) -> None:
+        self.client, self.manifest, self.images, self.dan, self.plan = client, manifest, images, dan, plan
+        self.on_change = on_change
+        self.stats = Stats(target=plan.total)
+        self.concurrency = max(1, int(dan.concurrency or 1))
+        self.pool = cf.ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="danbooru-dl")
+        self.inflight: dict[cf.Future, dict] = {}
+        self.windows = q.windows(dan.max_age, int(dan.window_days or 0), today)
+        self.context = StreamContext(client, plan.order, int(dan.page_limit or 1000), notes=self.stats.notes)
+        self.now = dt.datetime.now(dt.timezone.utc)
+
+    def settle(self, future: cf.Future, post: dict, split: str, done: list[int]) -> None:
+        status, reason, size = future.result()
+        self.manifest.set_status(post["id"], status, reason, attempts=1)
+        if status == "downloaded":
+            done[0] += 1
+            self.stats.downloaded += 1
+            self.stats.bytes += size
+        else:
+            self.stats.failed += 1
+        self.on_change(self.stats)
+
+    def split(self, split: q.SplitPlan) -> None:
+        rules = rules_for(self.dan, self.plan, split.ratings, self.now)
+        done = [self.manifest.count(split.ratings)]
+        if done[0] >= split.target:
+            return
+
+        def on_page(posts: list[dict]) -> None:
+            self.manifest.record_page(posts, split.ratings, lambda post: ineligible(post, rules))
+            self.stats.seen += len(posts)
+            self.stats.pages += 1
+            self.on_change(self.stats)
+
+        self.context.on_page = on_page
+        stream = split_stream(self.context, split, self.windows, self.plan.mix)
+        need = lambda: split.target - done[0] - len(self.inflight)  # noqa: E731
+        taken: set[int] = set()
+        exhausted = False
         while True:
-            while not exhausted and len(inflight) < concurrency and need() > 0:
-                try:
-                    post = next(stream)
-                except StopIteration:
+            while not exhausted and len(self.inflight) < self.concurrency and need() > 0:
+                post = next(stream, None)
+                if post is None:
                     exhausted = True
                     break
-                row = manifest.get(post["id"])
+                if post["id"] in taken:
+                    continue
+                row = self.manifest.get(post["id"])
                 if row is not None and row["status"] == "downloaded":
                     continue
                 if row is not None and row["status"] == "failed" and str(row["reason"] or "").startswith(MD5_FAILED):
                     continue
-                if any(p["id"] == post["id"] for p in inflight.values()):
-                    continue
-                reason = ineligible(post, dan, split.ratings, cutoff)
+                reason = ineligible(post, rules)
+                if reason is None:
+                    twin = self.manifest.downloaded_with_md5(post["md5"], post["id"])
+                    if twin is not None:
+                        reason = f"same file as post {twin}"
+                        self.manifest.record(post, split.ratings, "skipped", reason)
                 if reason:
-                    if row is None or row["status"] != "skipped" or row["reason"] != reason:
-                        manifest.record(post, split.ratings, "skipped", reason)
-                    stats.skipped += 1
-                    on_change()
+                    self.stats.skipped += 1
+                    self.on_change(self.stats)
                     continue
-                manifest.record(post, split.ratings, "planned")
-                inflight[pool.submit(fetch, client, post, images)] = post
-            if not inflight:
+                self.manifest.record(post, split.ratings, "planned")
+                taken.add(post["id"])
+                self.inflight[self.pool.submit(fetch, self.client, post, self.images)] = post
+            if not self.inflight:
                 break
-            finished, _ = cf.wait(list(inflight), return_when=cf.FIRST_COMPLETED)
+            finished, _ = cf.wait(list(self.inflight), return_when=cf.FIRST_COMPLETED)
             for future in finished:
-                post = inflight.pop(future)
-                status, reason, size = future.result()
-                manifest.set_status(post["id"], status, reason, attempts=1)
-                if status == "downloaded":
-                    done += 1
-                    stats.downloaded += 1
-                    stats.bytes += size
-                else:
-                    stats.failed += 1
-                on_change()
-    finally:
-        # Interrupted: record whatever finished cleanly, so the manifest matches the files.
-        for future, post in list(inflight.items()):
+                # Recorded first, forgotten after: an interrupt in between leaves it to `interrupted`.
+                self.settle(future, self.inflight[future], split.ratings, done)
+                del self.inflight[future]
+        if done[0] < split.target:
+            self.stats.short.append(f"rating {split.ratings}: {done[0]} of {split.target} (no more eligible posts found)")
+
+    def interrupted(self) -> None:
+        """Stop the downloads, record the ones that did finish, leave no .part behind."""
+        self.client.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for future, post in list(self.inflight.items()):
             if future.done() and not future.cancelled() and future.exception() is None:
-                status, reason, size = future.result()
-                manifest.set_status(post["id"], status, reason, attempts=1)
-    if done < split.target:
-        stats.short.append(f"rating {split.ratings}: {done} of {split.target} (no more eligible posts found)")
+                status, reason, _ = future.result()
+                self.manifest.set_status(post["id"], status, reason, attempts=1)
+        self.inflight.clear()
+        # The interrupt may have come between a rename and its commit (or inside the commit, rolled
+        # back): square the planned rows with the files now, as the next start would.
+        reconcile(self.manifest, self.images)
 
 
-def collect(client: Client, manifest: Manifest, images: Path, dan, plans: list[q.SplitPlan],
-            on_change: Callable[[Stats], None] = lambda s: None) -> Stats:
-    stats = Stats()
-    reconcile(manifest, images)
-    stats.already = manifest.count()
-    concurrency = max(1, int(dan.concurrency or 1))
-    pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="danbooru-dl")
+def collect(client: Client, manifest: Manifest, images: Path, dan, plan: q.Plan,
+            on_change: Callable[[Stats], None] = lambda stats: None, today: dt.date | None = None) -> Stats:
+    """Download the plan's images into ``images`` (resuming what the manifest says is done)."""
+    run = _Run(client, manifest, images, dan, plan, on_change, today)
+    run.stats.salvaged = reconcile(manifest, images)
+    run.stats.already = sum(manifest.count(split.ratings) for split in plan.splits)
+    on_change(run.stats)
     try:
-        for split in plans:
-            collect_split(client, manifest, images, dan, split, stats, pool, concurrency, lambda: on_change(stats))
+        for split in plan.splits:
+            run.split(split)
     except BaseException:
-        client.stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        for part in images.glob("*.part"):
-            part.unlink(missing_ok=True)
+        run.interrupted()
         raise
-    pool.shutdown(wait=True)
-    return stats
+    run.pool.shutdown(wait=True)
+    return run.stats

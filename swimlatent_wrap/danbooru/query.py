@@ -1,22 +1,23 @@
-"""Query planning: which searches `swimlatent collect` sends to Danbooru, and in what order.
+"""Query planning: which searches `swimlatent collect` sends to Danbooru, and what it checks locally.
 
 Facts relied on (reference/ecosystem.md §A):
-- `limit` is clamped to 200, numbered pages stop at the account's page cap (410 beyond it);
-  id cursors (b<id>/a<id>) reorder by id and so cannot continue a score-ordered crawl.
-- Anonymous/Member accounts may use 2 tags, and `order:` counts as one: with `order:score` only one real
-  tag (a user tag or an artist) fits. rating/age/date/status/filetype/width/height/mpixels are free.
-- `age:<4y` means "created within the last 4 years"; `rating:s,q,e` is an OR over letters;
-  deleted posts are returned unless `-status:deleted` is sent.
+- `limit` is clamped to 200; numbered pages stop at the account's page cap (HTTP 410 beyond it); id
+  cursors (b<id>/a<id>) reorder by id, so they cannot continue a score-ordered crawl.
+- Anonymous/Member accounts may search 2 tags, Gold 6, and `order:` counts as one. Metatags such as
+  rating/age/date/status/filetype/width/height/mpixels/score/favcount are free.
+- `age:<4y` means "created within the last 4 years"; a bare `m` is minutes, months are `mo`.
+- `rating:s,q,e` is an OR over first letters; deleted posts come back unless `-status:deleted` is sent.
 
-Windowing past the page cap (our choice, stated honestly):
-  One score-ordered query reaches page_limit × 200 posts (200 000 for an ordinary account), so a
-  30 000-image crawl normally never needs a window. When a query does reach the cap (the last
-  allowed page was full, or the server answered 410), the crawl goes on inside date windows
-  (`date:A...B`, yearly over the age window, a window halved again when it hits the cap too, down to
-  one day). Every window is read in score order until it has `want` new posts (or is exhausted),
-  and the windows' posts are then merged by score locally. The merged order equals the global
-  score order as long as no window was itself capped before `want`; a window capped at one day is
-  the remaining limitation (its lowest-scored posts beyond the cap are not seen).
+What the planner decides:
+- One target per [[dataset.danbooru.splits]], rounded so the targets add up to exactly the count.
+- Per split, one search (or one per artist). The tag budget is spent in this order: `order:` and the
+  artist (both required), then the recipe's `tags` while they fit, then the blacklist as `-tag` while it
+  fits. What does not fit is checked locally on every post instead (the manifest records the reason), so
+  a small account still gets the same posts, only with more pages read.
+- Every eligibility rule is also checked locally (stream.py/download.py), whatever the server did.
+- Searches without a tag of their own are read in date windows (`window_days`, yearly by default),
+  each in score order, merged locally by score (stream.py): narrow queries stay clear of the statement
+  timeout, and no single search goes deep into its page cap.
 """
 
 from __future__ import annotations
@@ -27,17 +28,70 @@ import re
 from dataclasses import dataclass, field
 
 PER_PAGE = 200  # the server clamps limit to 1..200
-
 RATINGS = ("g", "s", "q", "e")
 
+# Metatags that do not count against the tag limit (post_query.rb UNLIMITED_METATAGS).
+FREE_METATAGS = frozenset({
+    "status", "rating", "limit", "is", "id", "date", "age", "filesize", "filetype", "parent", "child", "md5",
+    "width", "height", "duration", "mpixels", "ratio", "score", "upvote", "downvotes", "favcount", "embedded",
+    "tagcount", "pixiv_id", "pixiv",
+})
 
-@dataclass(frozen=True)
-class SplitPlan:
-    """One rating group: its search and how many images it contributes."""
+# order: value -> (post field compared, free metatag that bounds it for keyset re-anchoring)
+ORDERS = {"score": ("score", "score"), "favcount": ("fav_count", "favcount")}
 
-    ratings: str  # "g" or "s,q,e": the manifest's `split` value
-    target: int
-    queries: list[list[str]] = field(default_factory=list)  # one tag list per artist (or one)
+# Danbooru's duration_parser.rb: an integer and a unit (a bare or unknown unit means seconds there).
+_UNITS = (("mo", "months", "month"), ("mi", "min", "minute", "minutes"), ("s", "sec", "second", "seconds"),
+          ("h", "hour", "hours"), ("d", "day", "days"), ("w", "week", "weeks"), ("y", "yr", "year", "years"))
+_UNIT_OF = {spelling: group[0] for group in _UNITS for spelling in group}
+_SECONDS = {"mi": 60, "s": 1, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^(\d+)([a-z]+)$")
+
+
+def duration_problem(text: str | None) -> str | None:
+    """Why ``text`` is not a Danbooru age (None when it is, or when it is empty: no age limit)."""
+    if not text:
+        return None
+    value = str(text).strip().lower()
+    match = _DURATION.match(value)
+    if match and match.group(2) == "m":
+        return (f"{text!r}: Danbooru does not read a bare \"m\" as months; write months as \"mo\" "
+                f"(e.g. \"{match.group(1)}mo\") or minutes as \"min\"")
+    if not match or match.group(2) not in _UNIT_OF:
+        return (f"{text!r}: use a whole number and one of y, mo, w, d, h, min, s (e.g. \"4y\", \"48mo\", \"30d\"); "
+                "Danbooru reads anything else as seconds")
+    return None
+
+
+def _parse_duration(text: str) -> tuple[int, str]:
+    problem = duration_problem(text)
+    if problem or not text:
+        raise ValueError(problem or "empty duration")
+    number, unit = _DURATION.match(str(text).strip().lower()).groups()
+    return int(number), _UNIT_OF[unit]
+
+
+def _shift_months(when: dt.datetime, months: int) -> dt.datetime:
+    """Calendar months back, as ActiveSupport's `advance` does (the 31st becomes the month's last day)."""
+    index = when.year * 12 + when.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return when.replace(year=year, month=month, day=min(when.day, last))
+
+
+def age_cutoff(max_age: str | None, now: dt.datetime | None = None) -> dt.datetime | None:
+    """The oldest created_at `age:<max_age` admits (None: no age limit). Danbooru computes
+    `N.years.ago` / `N.months.ago` on the calendar, the other units as fixed lengths."""
+    if not max_age:
+        return None
+    now = now or dt.datetime.now(dt.timezone.utc)
+    number, unit = _parse_duration(max_age)
+    if unit == "y":
+        return _shift_months(now, 12 * number)
+    if unit == "mo":
+        return _shift_months(now, number)
+    return now - dt.timedelta(seconds=number * _SECONDS[unit])
 
 
 def split_targets(shares: list[float], count: int) -> list[int]:
@@ -53,6 +107,7 @@ def split_targets(shares: list[float], count: int) -> list[int]:
 
 
 def normalise_ratings(text: str) -> str:
+    """"general, s" -> "g,s": Danbooru reads the first letter of each comma-separated value."""
     letters = []
     for part in str(text).split(","):
         part = part.strip().lower()
@@ -68,138 +123,204 @@ def normalise_ratings(text: str) -> str:
     return ",".join(letters)
 
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(y|yr|yrs|years?|mo|months?|w|weeks?|d|days?|h|min|s)\s*$")
-
-
-def age_days(max_age: str) -> float:
-    """Days in a Danbooru duration ("4y", "48mo", "30d"). A bare "m" is minutes on Danbooru: refused."""
-    match = _AGE.match(str(max_age).lower())
-    if not match:
-        raise ValueError(f"max_age {max_age!r}: use a number and y, mo, w or d (e.g. \"4y\", \"48mo\")")
-    n, unit = float(match.group(1)), match.group(2)
-    if unit.startswith("y"):
-        return n * 365.25
-    if unit.startswith("mo"):
-        return n * 30.4375
-    if unit.startswith("w"):
-        return n * 7
-    if unit.startswith("d"):
-        return n
-    if unit == "h":
-        return n / 24
-    if unit == "min":
-        return n / 1440
-    return n / 86400
-
-
-def base_tags(dan, ratings: str) -> list[str]:
-    """Free metatags shared by every query of a split, then `order:` (which counts as a tag)."""
-    tags = [f"rating:{ratings}"]
-    if dan.max_age:
-        tags.append(f"age:<{dan.max_age}")
-    if not dan.keep_deleted:
-        tags.append("-status:deleted")
-    if dan.file_types:
-        tags.append("filetype:" + ",".join(t.lower().lstrip(".") for t in dan.file_types))
-    if dan.min_pixels:
-        # Rounded down: the server filter may only widen; the exact pixel check is local (download.py).
-        tags.append(f"mpixels:>={math.floor(dan.min_pixels / 1000) / 1000:g}")
-    if dan.min_width:
-        tags.append(f"width:>={dan.min_width}")
-    if dan.min_height:
-        tags.append(f"height:>={dan.min_height}")
-    return tags
-
-
-def order_tag(dan) -> str | None:
-    return f"order:{dan.order}" if dan.order else None
-
-
 def read_artists(path) -> list[str]:
     """Artist tags from a file: one per line, blank lines and # comments ignored."""
     names = []
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
+        if line.lower().startswith("artist:"):
+            line = line[len("artist:"):].strip()
+        line = line.replace(" ", "_")
         if line and line not in names:
-            names.append(line.replace(" ", "_"))
+            names.append(line)
     return names
 
 
-def plan(dan, count: int, artists: list[str] | None = None) -> list[SplitPlan]:
-    """One SplitPlan per [[dataset.danbooru.splits]] (or one "g,s,q,e" group when none)."""
-    splits = list(dan.splits or [])
-    groups = [(normalise_ratings(s.ratings), float(s.share)) for s in splits] or [("g,s,q,e", 1.0)]
-    targets = split_targets([share for _, share in groups], count)
-    user_tags = [t for t in (dan.tags or []) if t.strip()]
-    order = order_tag(dan)
-    plans = []
-    for (ratings, _), target in zip(groups, targets):
-        tail = base_tags(dan, ratings) + ([order] if order else [])
-        if artists:
-            queries = [user_tags + [artist] + tail for artist in artists]
+def is_counted(term: str) -> bool:
+    """Whether a search term counts against the tag limit (free metatags do not; order: does)."""
+    name, colon, _ = term.lstrip("-~").partition(":")
+    return not (colon and name.lower() in FREE_METATAGS)
+
+
+def counted_tags(terms: list[str]) -> int:
+    return sum(1 for term in terms if is_counted(term))
+
+
+def _locally_checkable(term: str) -> bool:
+    """A plain tag or a negated plain tag can be checked against a post's tag string."""
+    body = term[1:] if term.startswith("-") else term
+    return bool(body) and ":" not in body and not body.startswith("~") and "*" not in body
+
+
+@dataclass(frozen=True)
+class Search:
+    """One Danbooru search: the terms sent as `tags=`, and whether it is read in date windows."""
+
+    terms: tuple[str, ...]
+    label: str
+    windowed: bool
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    ratings: str            # "g" or "s,q,e": the manifest's `split` value
+    target: int
+    searches: tuple[Search, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    splits: tuple[SplitPlan, ...]
+    order: str                                  # "score" or "favcount"
+    mix: str                                    # "score" or "even" (several searches per split)
+    required: tuple[str, ...] = ()              # tags every post must have, checked locally
+    excluded: tuple[str, ...] = ()              # tags no post may have, checked locally (blacklist too)
+    notes: tuple[str, ...] = field(default=())  # what the planner moved out of the query, for the user
+
+    @property
+    def total(self) -> int:
+        return sum(s.target for s in self.splits)
+
+
+def base_terms(dan, ratings: str) -> list[str]:
+    """Free metatags shared by every search of a split."""
+    terms = [f"rating:{ratings}"]
+    if dan.max_age:
+        terms.append(f"age:<{str(dan.max_age).strip().lower()}")
+    if not dan.keep_deleted:
+        terms.append("-status:deleted")
+    if dan.file_types:
+        terms.append("filetype:" + ",".join(t.lower().lstrip(".") for t in dan.file_types))
+    if dan.min_pixels:
+        # Rounded down: the server filter may only widen; the exact pixel check is local.
+        terms.append(f"mpixels:>={math.floor(dan.min_pixels / 1000) / 1000:g}")
+    if dan.min_width:
+        terms.append(f"width:>={dan.min_width}")
+    if dan.min_height:
+        terms.append(f"height:>={dan.min_height}")
+    return terms
+
+
+class PlanError(ValueError):
+    """The recipe asks for a search no account of its tag_limit can make (message says what to change)."""
+
+
+def plan(dan, count: int, artists: list[str] | None = None) -> Plan:
+    """The searches of each [[dataset.danbooru.splits]] (one "g,s,q,e" group when none) for ``count`` images."""
+    order = dan.order or "score"
+    if order not in ORDERS:
+        raise PlanError(f"order {order!r}: use one of {', '.join(ORDERS)}")
+    limit = int(dan.tag_limit or 0) or 10**6
+    budget = limit - 1 - (1 if artists else 0)  # order: and the artist always go in the query
+    if budget < 0:
+        raise PlanError(f"tag_limit {dan.tag_limit} cannot hold order:{order}" + (" and an artist" if artists else "")
+                        + f" ({1 + bool(artists)} tags); raise [dataset.danbooru] tag_limit to what your account allows")
+    user = [t.strip() for t in (dan.tags or []) if t.strip()]
+    free_user = [t for t in user if not is_counted(t)]
+    counted_user = [t for t in user if is_counted(t)]
+    in_query, required, excluded, notes = list(free_user), [], [], []
+    for term in counted_user:
+        if budget > 0:
+            in_query.append(term)
+            budget -= 1
+        elif _locally_checkable(term):
+            (excluded if term.startswith("-") else required).append(term.lstrip("-"))
         else:
-            queries = [user_tags + tail]
-        plans.append(SplitPlan(ratings, target, queries))
-    return plans
-
-
-FREE_METATAGS = {
-    "status", "rating", "limit", "is", "id", "date", "age", "filesize", "filetype", "parent", "child", "md5",
-    "width", "height", "duration", "mpixels", "ratio", "score", "upvote", "downvotes", "favcount", "embedded",
-    "tagcount", "pixiv_id", "pixiv",
-}
-
-
-def counted_tags(tags: list[str]) -> int:
-    """How many terms count against the account's tag limit (free metatags do not; order: does)."""
-    n = 0
-    for tag in tags:
-        name = tag.lstrip("-~").split(":", 1)[0].lower() if ":" in tag else None
-        if name in FREE_METATAGS:
-            continue
-        n += 1
-    return n
-
-
-def check_tag_limit(dan, artists: list[str] | None) -> str | None:
-    """A message when the planned queries would exceed [dataset.danbooru] tag_limit (the server says 422)."""
-    worst = (dan.tags or []) + (["artist"] if artists else []) + ([order_tag(dan)] if order_tag(dan) else [])
-    used = counted_tags(worst)
-    if dan.tag_limit and used > dan.tag_limit:
-        return (f"each query would use {used} tags ({', '.join(worst)}; order: counts as one) but "
-                f"[dataset.danbooru] tag_limit is {dan.tag_limit}: use fewer [dataset.danbooru] tags "
-                "(an artist list already takes one), or raise tag_limit if your account allows more (Gold: 6)")
-    return None
+            raise PlanError(f"tag {term!r} does not fit tag_limit {dan.tag_limit} (order: counts as one"
+                            + (", an artist as another" if artists else "") + ") and cannot be checked locally: "
+                            "use fewer [dataset.danbooru] tags or raise tag_limit if your account allows more (Gold: 6)")
+    if required or excluded:
+        notes.append(f"tag_limit {dan.tag_limit}: checked locally instead of in the search: "
+                     + " ".join(required + ["-" + t for t in excluded]))
+    blacklist = [t.strip().lstrip("-") for t in (dan.blacklist or []) if t.strip()]
+    for tag in blacklist:
+        if budget > 0 and _locally_checkable(tag):
+            in_query.append("-" + tag)
+            budget -= 1
+    excluded += [t for t in blacklist if t not in excluded]
+    groups = [(normalise_ratings(s.ratings), float(s.share)) for s in (dan.splits or [])] or [("g,s,q,e", 1.0)]
+    targets = split_targets([share for _, share in groups], count)
+    own_tag = any(is_counted(t) for t in in_query) or bool(artists)
+    windowed = bool(dan.window_days) and not own_tag
+    splits = []
+    for (ratings, _), target in zip(groups, targets):
+        tail = base_terms(dan, ratings) + [f"order:{order}"]
+        if artists:
+            searches = tuple(Search(tuple(in_query + [artist] + tail), f"artist {artist}", windowed) for artist in artists)
+        else:
+            searches = (Search(tuple(in_query + tail), f"rating {ratings}", windowed),)
+        splits.append(SplitPlan(ratings, target, searches))
+    return Plan(tuple(splits), order, dan.artist_mix or "score", tuple(required), tuple(excluded), tuple(notes))
 
 
 # --- date windows ---------------------------------------------------------------------------------
 
+DANBOORU_START = dt.date(2005, 5, 1)  # no post is older
+
+
 @dataclass(frozen=True)
 class Window:
-    start: dt.date  # inclusive
-    end: dt.date    # exclusive
+    """Created dates [start, end) as `date:start...end`; ``tagged`` False for the whole age range (no term)."""
 
-    def tag(self) -> str:
-        return f"date:{self.start.isoformat()}...{self.end.isoformat()}"
+    start: dt.date
+    end: dt.date
+    tagged: bool = True
+
+    def terms(self) -> list[str]:
+        return [f"date:{self.start.isoformat()}...{self.end.isoformat()}"] if self.tagged else []
 
     def halves(self) -> list["Window"]:
         days = (self.end - self.start).days
         if days <= 1:
             return []
         mid = self.start + dt.timedelta(days=days // 2)
-        return [Window(mid, self.end), Window(self.start, mid)]  # newest first
+        return [Window(mid, self.end), Window(self.start, mid)]
+
+    def holds(self, created: dt.datetime | None) -> bool:
+        """Whether a post created then can belong to this window. Danbooru reads dates in the user's
+        time zone (US Eastern for anonymous users), so a day of slack on each side."""
+        if not self.tagged or created is None:
+            return True
+        day = created.astimezone(dt.timezone.utc).date()
+        return self.start - dt.timedelta(days=1) <= day < self.end + dt.timedelta(days=1)
 
 
-def yearly_windows(max_age: str | None, today: dt.date | None = None) -> list[Window]:
-    """Yearly windows, newest first, covering the age window (one day of slack at each end)."""
-    today = today or dt.date.today()
-    end = today + dt.timedelta(days=1)
-    days = age_days(max_age) if max_age else 365.25 * 20
-    start = today - dt.timedelta(days=int(days) + 1)
-    windows = []
-    cursor = end
+def age_range(max_age: str | None, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The created dates the age window can hold, a day of slack at each end (time zones)."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    end = today + dt.timedelta(days=2)
+    if max_age:
+        noon = dt.datetime.combine(today, dt.time(12), dt.timezone.utc)
+        start = age_cutoff(max_age, noon).date() - dt.timedelta(days=1)
+        start = max(start, DANBOORU_START)
+    else:
+        start = DANBOORU_START
+    return start, end
+
+
+def windows(max_age: str | None, window_days: int, today: dt.date | None = None) -> list[Window]:
+    """Consecutive windows of ``window_days``, newest first, covering the age range; one untagged
+    window (the age: term alone) when ``window_days`` is 0."""
+    start, end = age_range(max_age, today)
+    if not window_days:
+        return [Window(start, end, tagged=False)]
+    out, cursor = [], end
     while cursor > start:
-        lower = max(start, cursor - dt.timedelta(days=365))
-        windows.append(Window(lower, cursor))
+        lower = cursor - dt.timedelta(days=window_days)
+        if (lower - start).days < window_days // 2:
+            lower = start  # a short remainder joins the oldest window
+        out.append(Window(lower, cursor))
         cursor = lower
-    return windows
+    return out
+
+
+def describe(plan_: Plan) -> list[str]:
+    """Human-readable lines: each split's target and searches (no credentials are ever part of a plan)."""
+    lines = []
+    for split in plan_.splits:
+        searches = split.searches
+        shown = " ".join(searches[0].terms) + (f"  (+{len(searches) - 1} more artists)" if len(searches) > 1 else "")
+        lines.append(f"rating {split.ratings}: {split.target} images from: {shown}"
+                     + ("  [date windows]" if searches[0].windowed else ""))
+    lines.extend(plan_.notes)
+    return lines

@@ -1,6 +1,16 @@
-"""A fake Danbooru over real loopback HTTP: /posts.json with the API's limits and metatags, and /data/ files.
+"""A fake Danbooru over real loopback HTTP: /posts.json with the API's limits and metatags, and the files.
 
-Faults are switched on per test through attributes (counters consumed by each matching request).
+What it implements (reference/ecosystem.md §A): `limit` clamped to 1..200, numbered pages with a page
+cap answering 410, the tag limit answering 422 (order: counts, free metatags do not), HTTP basic auth
+answering 401 for a wrong key (403 when `forbid` is set), rating/status/age/date/filetype/score/
+favcount/width/height/mpixels metatags with Danbooru's range syntax, plain and negated tags,
+order:score/favcount (ties by id desc), deleted posts returned unless `-status:deleted`, hidden posts
+without file_url/md5. Files are served under /data/ at an absolute URL on another host name
+(`localhost` instead of `127.0.0.1`, like Danbooru's CDN), so a client that sends its key to the file
+host is caught.
+
+Faults are switched on per test through attributes: counters are consumed by the next matching
+requests; `chaos` makes a seeded random share of all requests fail in one of the ways above.
 """
 
 from __future__ import annotations
@@ -21,20 +31,25 @@ FREE = {"status", "rating", "limit", "is", "id", "date", "age", "filesize", "fil
         "width", "height", "duration", "mpixels", "ratio", "score", "upvote", "downvotes", "favcount", "embedded",
         "tagcount", "pixiv_id", "pixiv"}
 NOW = dt.datetime.now(dt.timezone.utc)
+YEAR = 31556952.0  # ActiveSupport's year, as Danbooru's age: uses
+UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 2629746, "yr": YEAR, "y": YEAR}
 
 
-def png_bytes(seed: int) -> bytes:
+def png_bytes(seed: int, size: int = 16) -> bytes:
     from PIL import Image
 
     rng = random.Random(seed)
-    image = Image.new("RGB", (16, 16), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    image.putpixel((seed % 16, (seed // 16) % 16), (seed % 256, 0, 255))
+    image = Image.new("RGB", (size, size), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    image.putpixel((seed % size, (seed // size) % size), (seed % 256, 0, 255))
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
 
 
 def _range(spec: str, value: float, parse=float) -> bool:
+    """Danbooru's range syntax: 5, >5, >=5, <5, <=5, 5..10 (inclusive), 5...10 (end excluded), ..5, 5.., a,b."""
+    if "," in spec and ".." not in spec:
+        return any(_range(part, value, parse) for part in spec.split(","))
     if "..." in spec:
         a, b = spec.split("...", 1)
         return (not a or value >= parse(a)) and (not b or value < parse(b))
@@ -48,54 +63,84 @@ def _range(spec: str, value: float, parse=float) -> bool:
 
 
 def _age_seconds(text: str) -> float:
-    for unit, secs in (("mo", 30.4375 * 86400), ("y", 365.25 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600)):
+    for unit in sorted(UNITS, key=len, reverse=True):
         if text.endswith(unit):
-            return float(text[: -len(unit)]) * secs
+            return float(text[: -len(unit)]) * UNITS[unit]
     raise ValueError(text)
 
 
 class Fake:
-    def __init__(self, posts: list[dict] | None = None, *, page_cap: int = 1000, tag_limit: int = 2,
-                 credentials: tuple[str, str] | None = None) -> None:
-        self.posts: list[dict] = posts or []
+    def __init__(self, *, page_cap: int = 1000, tag_limit: int = 2, credentials: tuple[str, str] | None = None) -> None:
+        self.posts: list[dict] = []
         self.files: dict[str, bytes] = {}      # md5 -> bytes served (may differ from md5 on purpose)
         self.page_cap = page_cap
         self.tag_limit = tag_limit
         self.credentials = credentials
-        self.fail_500 = 0            # next N API requests answer 500
-        self.fail_429 = 0            # next N API requests answer 429 with Retry-After
+        self.forbid = False                    # every API request answers 403
+        self.ignore: set[str] = set()          # metatags this server pretends not to know (e.g. {"score"})
+        # faults: the next N matching requests
+        self.fail_500 = 0
+        self.fail_429 = 0
         self.retry_after = "1"
-        self.truncate_json = 0       # next N API answers are cut short
-        self.truncate_file = 0       # next N file answers are cut short (Content-Length kept)
+        self.truncate_json = 0
+        self.truncate_file = 0
+        self.drop_api = 0                      # close the connection without an answer
+        self.drop_file = 0
+        self.slow_api = 0                      # answer after `slow_seconds` (past the client's timeout)
+        self.slow_seconds = 2.0
+        self.timeout_broad = False             # 500 "database timed out" for a search spanning > `broad_days`
+        self.broad_days = 400
+        self.file_500 = {}                     # md5 -> answers 500 this many times
+        self.chaos = 0.0                       # share of all requests that fail at random
+        self.rng = random.Random(1234)
         self.file_latency = 0.0
         self.api_latency = 0.0
+        # what happened
         self.user_agents: list[str] = []
-        self.file_requests: Counter = Counter()
+        self.file_requests: Counter = Counter()     # md5 -> requests
+        self.file_sent: Counter = Counter()         # md5 -> complete bodies written
+        self.file_auth: list[bool] = []             # whether a file request carried an Authorization header
         self.api_requests: list[str] = []
+        self.api_queries: list[tuple[str, int]] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
+        self.url = ""
+        self.file_root = ""
 
     # -- data ------------------------------------------------------------------------------------
 
     def add_post(self, post_id: int, *, score: int, rating: str, days_old: float = 10, ext: str = "png",
                  deleted: bool = False, hidden: bool = False, bad_md5: bool = False, width: int = 1024,
-                 height: int = 1024, tags: str = "1girl solo", artist: str = "some_artist") -> dict:
-        data = png_bytes(post_id)
+                 height: int = 1024, tags: str = "1girl solo", artist: str = "some_artist", fav_count: int | None = None,
+                 character: str = "", size: int = 16, data: bytes | None = None) -> dict:
+        data = png_bytes(post_id, size) if data is None else data
         md5 = hashlib.md5(data).hexdigest()
         self.files[md5] = data + b"corrupt" if bad_md5 else data
         created = NOW - dt.timedelta(days=days_old)
         post = {
-            "id": post_id, "score": score, "rating": rating, "md5": md5, "file_ext": ext, "file_size": len(data),
+            "id": post_id, "score": score, "fav_count": score // 2 if fav_count is None else fav_count,
+            "rating": rating, "md5": md5, "file_ext": ext, "file_size": len(data),
             "image_width": width, "image_height": height, "is_deleted": deleted, "is_banned": hidden,
-            "created_at": created.isoformat(timespec="milliseconds"),
-            "tag_string": f"{tags} {artist}", "tag_string_general": tags, "tag_string_artist": artist,
-            "tag_string_character": "", "tag_string_copyright": "original", "tag_string_meta": "highres",
-            "file_url": f"/data/{md5}.{ext}",
+            "created_at": created.astimezone(dt.timezone(dt.timedelta(hours=-4))).isoformat(timespec="milliseconds"),
+            "tag_string": " ".join(t for t in (tags, character, "original", artist, "highres") if t),
+            "tag_string_general": tags, "tag_string_artist": artist, "tag_string_character": character,
+            "tag_string_copyright": "original", "tag_string_meta": "highres",
+            "file_url": f"/data/{md5}.{ext}", "source": "",
         }
         if hidden:
             del post["file_url"], post["md5"]
         self.posts.append(post)
         return post
+
+    def eligible(self, ratings: str, *, min_pixels: int = 0, max_days: float = 4 * 365.2425, exts=("png", "jpg", "webp"),
+                 order: str = "score") -> list[dict]:
+        """Posts a correct collector may take for ``ratings`` ("g" or "sqe"), in Danbooru's order."""
+        out = [p for p in self.posts if p["rating"] in ratings and not p["is_deleted"] and "md5" in p
+               and p["file_ext"] in exts and p["image_width"] * p["image_height"] >= min_pixels
+               and (NOW - dt.datetime.fromisoformat(p["created_at"])).total_seconds() < max_days * 86400
+               and hashlib.md5(self.files[p["md5"]]).hexdigest() == p["md5"]]
+        key = "score" if order == "score" else "fav_count"
+        return sorted(out, key=lambda p: (-p[key], -p["id"]))
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -105,28 +150,36 @@ class Fake:
         if len(counted) > self.tag_limit:
             return 422, {"success": False, "message": f"You cannot search for more than {self.tag_limit} tags at a time."}
         result = list(self.posts)
-        order = None
+        order, span = None, None
         for term in terms:
             neg = term.startswith("-")
-            name, _, value = term.lstrip("-").partition(":")
+            name, colon, value = term.lstrip("-").partition(":")
             if name == "order":
                 order = value
                 continue
-            if not _:
+            if colon and name in self.ignore:
+                continue
+            if not colon:
                 pred = lambda p, t=name: t in p["tag_string"].split()  # noqa: E731
             elif name == "rating":
                 pred = lambda p, v=value: p["rating"] in [x[0] for x in v.split(",")]  # noqa: E731
             elif name == "status":
                 pred = lambda p, v=value: (v == "deleted") == p["is_deleted"] if v in ("deleted", "active") else True  # noqa: E731
-            elif name == "age":
-                pred = lambda p, v=value: _range(v, (NOW - dt.datetime.fromisoformat(p["created_at"])).total_seconds(), _age_seconds)  # noqa: E731  age:<4y = created within 4y
+            elif name == "age":  # reversed: age:<4y = created within 4 years
+                span = span or (_age_seconds(value.lstrip("<>=")) / 86400)
+                pred = lambda p, v=value: _range(v, (NOW - dt.datetime.fromisoformat(p["created_at"])).total_seconds(), _age_seconds)  # noqa: E731
             elif name == "date":
+                if "..." in value:
+                    a, b = value.split("...")
+                    span = (dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days
                 pred = lambda p, v=value: _range(v, dt.datetime.fromisoformat(p["created_at"]).date().toordinal(),  # noqa: E731
                                                  lambda s: dt.date.fromisoformat(s).toordinal())
             elif name == "filetype":
                 pred = lambda p, v=value: p["file_ext"] in v.split(",")  # noqa: E731
             elif name == "score":
                 pred = lambda p, v=value: _range(v, p["score"])  # noqa: E731
+            elif name == "favcount":
+                pred = lambda p, v=value: _range(v, p["fav_count"])  # noqa: E731
             elif name == "width":
                 pred = lambda p, v=value: _range(v, p["image_width"])  # noqa: E731
             elif name == "height":
@@ -136,19 +189,30 @@ class Fake:
             else:
                 pred = lambda p: True  # noqa: E731
             result = [p for p in result if bool(pred(p)) != neg]
+        if self.timeout_broad and not counted[:-1 if order else None] and (span is None or span > self.broad_days):
+            return 500, {"success": False, "message": "The database timed out running your query."}
         if order == "score":
             result.sort(key=lambda p: (-p["score"], -p["id"]))
+        elif order == "favcount":
+            result.sort(key=lambda p: (-p["fav_count"], -p["id"]))
         else:
             result.sort(key=lambda p: -p["id"])
         return 200, result
 
     # -- server ----------------------------------------------------------------------------------
 
+    def _chaos(self) -> str | None:
+        with self.lock:
+            if self.chaos and self.rng.random() < self.chaos:
+                return self.rng.choice(["500", "429", "drop", "truncate"])
+        return None
+
     def start(self) -> str:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stalls
 
             def log_message(self, *a):
                 pass
@@ -160,9 +224,18 @@ class Fake:
                 for k, v in headers:
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+                    self.close_connection = True
+                    return False
                 if length is not None and length != len(body):
                     self.close_connection = True
+                    return False
+                return True
+
+            def drop(self):
+                self.close_connection = True
 
             def do_GET(self):
                 with fake.lock:
@@ -172,36 +245,61 @@ class Fake:
                     return self.file(url.path[len("/data/"):])
                 if url.path == "/posts.json":
                     return self.api(parse_qs(url.query))
-                self.send(404, b'{"success":false}')
+                self.send(404, b'{"success":false,"message":"not found"}')
 
             def file(self, name):
                 md5 = name.split(".")[0]
+                chaos = fake._chaos()
                 with fake.lock:
                     fake.file_requests[md5] += 1
-                    truncate = fake.truncate_file > 0
-                    fake.truncate_file -= truncate
+                    fake.file_auth.append("Authorization" in self.headers)
+                    drop = fake.drop_file > 0 or chaos == "drop"
+                    fake.drop_file -= fake.drop_file > 0
+                    truncate = not drop and (fake.truncate_file > 0 or chaos == "truncate")
+                    fake.truncate_file -= truncate and fake.truncate_file > 0
+                    fail = fake.file_500.get(md5, 0) > 0 or chaos == "500"
+                    if fake.file_500.get(md5, 0) > 0:
+                        fake.file_500[md5] -= 1
                 time.sleep(fake.file_latency)
                 data = fake.files.get(md5)
+                if drop:
+                    return self.drop()
+                if chaos == "429":
+                    return self.send(429, b"slow down", "text/plain", headers=[("Retry-After", "0")])
+                if fail:
+                    return self.send(500, b"oops", "text/plain")
                 if data is None:
                     return self.send(404, b"not found", "text/plain")
                 if truncate:
                     return self.send(200, data[: len(data) // 2], "image/png", length=len(data))
-                self.send(200, data, "image/png")
+                if self.send(200, data, "image/png"):
+                    with fake.lock:
+                        fake.file_sent[md5] += 1
 
             def api(self, params):
                 time.sleep(fake.api_latency)
                 query = params.get("tags", [""])[0]
+                chaos = fake._chaos()
                 with fake.lock:
                     fake.api_requests.append(self.path)
-                    if fake.fail_429 > 0:
-                        fake.fail_429 -= 1
+                    if fake.drop_api > 0 or chaos == "drop":
+                        fake.drop_api -= fake.drop_api > 0
+                        return self.drop()
+                    if fake.fail_429 > 0 or chaos == "429":
+                        fake.fail_429 -= fake.fail_429 > 0
                         return self.send(429, b'{"success":false,"message":"You\'re doing that too fast."}',
-                                         headers=[("Retry-After", fake.retry_after)])
-                    if fake.fail_500 > 0:
-                        fake.fail_500 -= 1
+                                         headers=[("Retry-After", fake.retry_after if chaos is None else "0")])
+                    if fake.fail_500 > 0 or chaos == "500":
+                        fake.fail_500 -= fake.fail_500 > 0
                         return self.send(500, b'{"success":false,"message":"The database timed out running your query."}')
-                    truncate = fake.truncate_json > 0
-                    fake.truncate_json -= truncate
+                    slow = fake.slow_api > 0
+                    fake.slow_api -= slow
+                    truncate = fake.truncate_json > 0 or chaos == "truncate"
+                    fake.truncate_json -= fake.truncate_json > 0
+                if slow:
+                    time.sleep(fake.slow_seconds)
+                if fake.forbid:
+                    return self.send(403, b'{"success":false,"message":"Access denied"}')
                 if fake.credentials is not None and "Authorization" in self.headers:
                     login, key = base64.b64decode(self.headers["Authorization"].split()[1]).decode().split(":", 1)
                     if (login, key) != fake.credentials:
@@ -216,15 +314,26 @@ class Fake:
                 status, result = fake.search(query)
                 if status != 200:
                     return self.send(status, json.dumps(result).encode())
-                body = json.dumps(result[(page - 1) * limit: page * limit]).encode()
+                with fake.lock:
+                    fake.api_queries.append((query, page))
+                chunk = []
+                for post in result[(page - 1) * limit: page * limit]:
+                    post = dict(post)
+                    if "file_url" in post:
+                        post["file_url"] = fake.file_root + post["file_url"]
+                    chunk.append(post)
+                body = json.dumps(chunk).encode()
                 if truncate:
                     return self.send(200, body[: len(body) // 2], length=len(body))
                 self.send(200, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.file_root = f"http://localhost:{port}"  # another host name, as Danbooru's files come from its CDN
+        return self.url
 
     def stop(self) -> None:
         if self.server is not None:

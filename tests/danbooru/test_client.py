@@ -1,16 +1,15 @@
-"""The client against the fake Danbooru: limits, errors, retries, pacing, User-Agent, credentials."""
+"""The client against the fake Danbooru over loopback HTTP: limits, refusals, retries, pacing, User-Agent, credentials."""
 
 from __future__ import annotations
 
+import email.utils
+import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
 from swimlatent_wrap import __version__
-from swimlatent_wrap.danbooru import query as q
-from swimlatent_wrap.danbooru.client import Client, Credentials, Pacer, TransientError
-from swimlatent_wrap.danbooru.download import candidates
+from swimlatent_wrap.danbooru.client import Client, Credentials, FileGone, Pacer, TransientError, api_root
 from swimlatent_wrap.errors import UserError
 
 TAGS = ["rating:g", "age:<4y", "-status:deleted", "order:score"]
@@ -27,116 +26,141 @@ def fill(fake, n, **kw):
         fake.add_post(i, score=i % 97, rating="g", days_old=i % 1000, **kw)
 
 
-def test_limit_is_clamped_to_200_and_user_agent_is_ours(fake):
+def test_limit_is_clamped_to_200_and_the_user_agent_is_ours(fake):
     fill(fake, 230)
     page = client(fake).posts(TAGS, 1, limit=500)
     assert len(page) == 200
     assert [p["score"] for p in page] == sorted((p["score"] for p in page), reverse=True)
-    assert fake.user_agents and all(ua == f"swimlatent/{__version__}" for ua in fake.user_agents)
+    assert fake.user_agents == [f"swimlatent/{__version__}"]
 
 
-def test_user_agent_names_the_login(fake):
+def test_user_agent_names_the_login_and_the_key_goes_to_the_api_host_only(fake, tmp_path):
     fake.credentials = ("alice", "k3y")
-    client(fake, credentials=Credentials("alice", "k3y")).posts(TAGS, 1)
-    assert fake.user_agents == [f"swimlatent/{__version__} (by alice)"]
+    fill(fake, 3)
+    c = client(fake, credentials=Credentials("alice", "k3y"))
+    post = c.posts(TAGS, 1)[0]
+    assert post["file_url"].startswith(fake.file_root)  # absolute, on another host name, like Danbooru's CDN
+    c.download(post["file_url"], lambda chunk: None, lambda: None)
+    assert fake.user_agents == [f"swimlatent/{__version__} (by alice)"] * 2
+    assert fake.file_auth == [False]
+    assert "k3y" not in repr(c.credentials)
 
 
-def test_page_cap_410_returns_none_and_windows_reach_every_post(fake):
-    fill(fake, 700)
+def test_credentials_come_in_pairs(monkeypatch):
+    monkeypatch.setenv("DANBOORU_LOGIN", "alice")
+    monkeypatch.delenv("DANBOORU_API_KEY", raising=False)
+    with pytest.raises(UserError, match="set both"):
+        Credentials.from_env()
+    monkeypatch.setenv("DANBOORU_API_KEY", "k")
+    assert Credentials.from_env() == Credentials("alice", "k")
+    monkeypatch.setenv("DANBOORU_API_URL", "http://127.0.0.1:1/")
+    assert api_root("https://danbooru.donmai.us") == "http://127.0.0.1:1"
+    monkeypatch.setenv("DANBOORU_API_URL", "ftp://x")
+    with pytest.raises(UserError, match="not an http"):
+        api_root(None)
+
+
+def test_page_cap_410_reads_as_the_end_of_numbered_pages(fake):
+    fill(fake, 5)
     fake.page_cap = 1
-    c = client(fake)
-    assert c.posts(TAGS, 2) is None
-    dan = SimpleNamespace(page_limit=1000, max_age="4y")
-    got = list(candidates(c, TAGS, dan, lambda: 700))
-    ids = [p["id"] for p in got]
-    assert len(ids) == len(set(ids)) == 700
-    top = sorted(fake.posts, key=lambda p: (-p["score"], -p["id"]))[:200]
-    assert ids[:200] == [p["id"] for p in top]  # the unwindowed first page is the global top
-    rest = got[200:]
-    assert [p["score"] for p in rest] == sorted((p["score"] for p in rest), reverse=True)  # merged by score
-    assert any("date%3A" in r or "date:" in r for r in fake.api_requests)
+    assert client(fake).posts(TAGS, 2) is None
 
 
 def test_tag_limit_422_says_what_to_change(fake):
-    fill(fake, 3)
     with pytest.raises(UserError) as error:
         client(fake).posts(["solo", "1girl"] + TAGS, 1)
-    assert "422" in str(error.value) and "tag_limit" in str(error.value)
-    dan = SimpleNamespace(tags=["solo"], order="score", tag_limit=2)
-    assert "tag_limit is 2" in q.check_tag_limit(dan, ["some_artist"])
-    assert q.check_tag_limit(SimpleNamespace(tags=[], order="score", tag_limit=2), ["some_artist"]) is None
+    assert "422" in str(error.value) and "tag_limit" in str(error.value) and "more than 2 tags" in str(error.value)
 
 
-def test_bad_key_401_is_a_clear_error_without_the_key(fake):
+def test_bad_key_401_and_forbidden_403_are_clear_errors_without_the_key(fake):
     fake.credentials = ("alice", "right-key")
-    fill(fake, 3)
     with pytest.raises(UserError) as error:
         client(fake, credentials=Credentials("alice", "wrong-key-123")).posts(TAGS, 1)
     text = str(error.value)
     assert "401" in text and "DANBOORU_API_KEY" in text and "wrong-key-123" not in text
+    fake.forbid = True
+    with pytest.raises(UserError) as error:
+        client(fake, credentials=Credentials("alice", "right-key")).posts(TAGS, 1)
+    assert "403" in str(error.value) and "posts:index" in str(error.value)
+    assert len(fake.api_requests) == 2  # refusals are not retried
 
 
-def test_429_honours_retry_after(fake):
+def test_429_honours_retry_after_in_seconds_and_as_a_date(fake):
     fill(fake, 3)
     fake.fail_429, fake.retry_after = 1, "1"
     start = time.monotonic()
     assert len(client(fake).posts(TAGS, 1)) == 3
     assert time.monotonic() - start >= 0.95
-    assert len(fake.api_requests) == 2
-
-
-def test_500s_are_retried_then_given_up(fake):
-    fill(fake, 3)
-    fake.fail_500 = 3
+    fake.fail_429 = 1
+    fake.retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)  # second resolution: 1-2 s from now
+    start = time.monotonic()
     assert len(client(fake).posts(TAGS, 1)) == 3
+    assert time.monotonic() - start >= 0.9
+    assert len(fake.api_requests) == 4
+
+
+def test_429_holds_every_thread(fake):
+    """A 429 is about the client: while one thread waits out Retry-After, the others wait too."""
+    fill(fake, 3)
+    fake.fail_429, fake.retry_after = 1, "1"
+    c = client(fake)
+    start = time.monotonic()
+    first = threading.Thread(target=lambda: c.posts(TAGS, 1))
+    first.start()
+    time.sleep(0.2)  # the first thread has had its 429 by now
+    c.posts(TAGS, 1)
+    assert time.monotonic() - start >= 0.95  # without the hold it would have gone out at 0.2 s
+    first.join()
+    assert len(fake.api_requests) == 3
+
+
+def test_500s_dropped_connections_and_timeouts_are_retried_then_given_up(fake):
+    fill(fake, 3)
+    fake.fail_500, fake.drop_api, fake.slow_api, fake.slow_seconds = 2, 1, 1, 1.0
+    assert len(client(fake, timeout=0.3, max_tries=6).posts(TAGS, 1)) == 3
     fake.fail_500 = 50
-    with pytest.raises(TransientError):
-        client(fake).posts(TAGS, 1)
-    assert len(fake.api_requests) == 4 + 5
+    with pytest.raises(TransientError) as error:
+        client(fake, max_tries=4).posts(TAGS, 1)
+    assert error.value.status == 500 and "after 4 tries" in str(error.value)
 
 
-def test_truncated_json_and_file_bodies_are_retried(fake, tmp_path):
+def test_truncated_json_and_file_bodies_are_retried(fake):
     fill(fake, 3)
     fake.truncate_json = 2
-    assert len(client(fake).posts(TAGS, 1)) == 3
+    c = client(fake)
+    assert len(c.posts(TAGS, 1)) == 3
     post = fake.posts[0]
-    fake.truncate_file = 2
+    fake.truncate_file, fake.drop_file = 2, 1
     chunks = []
-    size = client(fake).download(fake.url + post["file_url"], chunks.append, chunks.clear)
+    size = c.download(fake.file_root + post["file_url"], chunks.append, chunks.clear)
     assert b"".join(chunks) == fake.files[post["md5"]] and size == len(b"".join(chunks))
-    assert fake.file_requests[post["md5"]] == 3
+    assert fake.file_requests[post["md5"]] == 4
+    with pytest.raises(FileGone):
+        c.download(fake.file_root + "/data/" + "0" * 32 + ".png", chunks.append, chunks.clear)
 
 
 def test_pacer_spaces_requests_across_threads():
-    import threading
-
     pacer = Pacer(50.0)
     stamps = []
+
     def worker():
         for _ in range(5):
             pacer.wait()
             stamps.append(time.monotonic())
+
     threads = [threading.Thread(target=worker) for _ in range(3)]
     start = time.monotonic()
     [t.start() for t in threads]
     [t.join() for t in threads]
+    stamps.sort()
     assert time.monotonic() - start >= 14 / 50 - 0.01
+    assert min(b - a for a, b in zip(stamps, stamps[1:])) >= 1 / 50 - 0.005
 
 
-def test_split_targets_sum_exactly():
-    assert q.split_targets([0.5, 0.5], 11) == [6, 5]
-    assert sum(q.split_targets([0.3, 0.3, 0.4], 7)) == 7
-    assert q.split_targets([0.5, 0.5], 30000) == [15000, 15000]
-
-
-def test_recipe_split_shares_must_add_up(tmp_path):
-    from swimlatent_wrap.recipe import RecipeError, load_recipe
-    from tests.danbooru.conftest import write_recipe
-
-    path = write_recipe(tmp_path, "http://127.0.0.1:9", 10)
-    assert load_recipe(path).dataset.danbooru.splits[0].share == 0.5
-    text = path.read_text() + '\n[[dataset.danbooru.splits]]\nratings = "g"\nshare = 0.3\n'
-    (tmp_path / "bad.toml").write_text(text.replace("concurrency = 2", "concurrency = 2"))
-    with pytest.raises(RecipeError) as error:
-        load_recipe(tmp_path / "bad.toml")
-    assert "shares" in str(error.value) or "splits" in str(error.value)
+def test_pacing_of_real_requests(fake):
+    fill(fake, 3)
+    c = client(fake, rate=20.0)
+    start = time.monotonic()
+    for _ in range(6):
+        c.posts(TAGS, 1)
+    assert time.monotonic() - start >= 5 / 20 - 0.01

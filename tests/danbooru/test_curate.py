@@ -84,15 +84,29 @@ def test_curate_needs_a_selection_recipe_and_a_collected_source(style_set):
 
 
 def test_contact_sheet_in_a_headless_browser(style_set, tmp_path):
+    """The page's own script, in a real browser: the proposal is ticked, and ticking/unticking changes the
+    selection text it saves."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("no chromium on this machine (Debian: apt-get install chromium): the page's script is not exercised")
     import subprocess
 
     assert curate(style_set).returncode == 0
-    page = style_set / "work" / "datasets" / "danbooru-lora" / "curate" / "index.html"
+    folder = style_set / "work" / "datasets" / "danbooru-lora" / "curate"
+    page = (folder / "index.html").read_text()
+    # A user's clicks, scripted after the page's own script: untick image 1, tick image 4.
+    clicks = """<script>
+    const box = name => document.querySelector(`input[value="${name}"]`);
+    box('%s').click(); box('%s').click();
+    const result = document.createElement('pre'); result.id = 'result';
+    result.textContent = document.getElementById('selection').value; document.body.append(result);
+    </script>""" % (f"{1:032x}.png", f"{4:032x}.png")
+    probe = folder / "probe.html"
+    probe.write_text(page + clicks)
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr
-    # the script ran: the textarea holds the checked names, the counter says 3
-    assert '<b id="count">3</b>' in dom.stdout
+    assert '<b id="count">3</b>' in dom.stdout  # the counter follows the clicks
+    result = dom.stdout.split('<pre id="result">', 1)[1].split("</pre>", 1)[0]
+    names = [line for line in result.splitlines() if line and not line.startswith("#")]
+    assert names == [f"{0:032x}.png", f"{2:032x}.png", f"{4:032x}.png"]

@@ -11,6 +11,17 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else f"must be greater than 0, got {value}"
 
 
+def _at_least(low: int):
+    return lambda value: None if value >= low else f"must be {low} or more, got {value}"
+
+
+def _max_age(value: str) -> str | None:
+    # Imported here: the query planner owns Danbooru's duration syntax (a bare "m" means minutes there).
+    from swimlatent_wrap.danbooru.query import duration_problem
+
+    return duration_problem(value)
+
+
 SPLIT = Table(
     name="splits",
     array=True,
@@ -20,6 +31,7 @@ SPLIT = Table(
         Field("share", FLOAT, REQUIRED, "fraction of `count` taken from this group", check=_share),
     ],
 )
+
 
 def _check_danbooru(values: dict) -> list[tuple[str, str]]:
     """Split shares add up to 1 and name real rating letters, each letter in one split only."""
@@ -48,20 +60,34 @@ DANBOORU = Table(
     help="How `swimlatent collect` queries Danbooru for this dataset.",
     fields=[
         Field("api_root", STR, "https://danbooru.donmai.us", "API root; env DANBOORU_API_URL overrides it"),
-        Field("count", INT, REQUIRED, "how many images to collect in total", check=lambda v: None if v > 0 else "must be 1 or more"),
-        Field("max_age", STR, "4y", 'only posts created within this age (Danbooru units: "4y", "48mo", "30d")'),
-        Field("order", STR, "score", "Danbooru order (score = highest score first)"),
-        Field("tags", ListOf(STR), [], "extra search tags added to every query"),
+        Field("count", INT, REQUIRED, "how many images to collect in total", check=_at_least(1)),
+        Field("max_age", STR, "4y", 'only posts created within this age, in Danbooru units: "4y", "48mo", "30d" '
+              '(a bare "m" is minutes on Danbooru, so it is refused); "" for no limit', check=_max_age),
+        Field("order", Choice(("score", "favcount")), "score", "highest first by this: score (up minus down votes) or favcount"),
+        Field("tags", ListOf(STR), [], "search tags added to every query; those past `tag_limit` are checked locally"),
         Field("artists", PathKind(), None, "file with one Danbooru artist tag per line; collect from these artists only"),
-        Field("blacklist", ListOf(STR), [], "posts with any of these tags are skipped"),
+        Field("artist_mix", Choice(("score", "even")), "score",
+              "with `artists`: score = the highest-scored posts of all listed artists together; "
+              "even = taken from each artist in turn"),
+        Field("blacklist", ListOf(STR), [], "posts with any of these tags are skipped (in the query while `tag_limit` has room)"),
         Field("min_width", INT, 0, "skip posts narrower than this"),
         Field("min_height", INT, 0, "skip posts shorter than this"),
         Field("min_pixels", INT, 0, "skip posts with fewer pixels (width × height)"),
         Field("file_types", ListOf(STR), ["jpg", "png", "webp"], "file extensions to keep (images only by default)"),
-        Field("requests_per_second", FLOAT, 1.0, "pacing of API and download requests together", check=_positive),
-        Field("concurrency", INT, 2, "downloads in flight at once", check=lambda v: None if v >= 1 else "must be 1 or more"),
-        Field("page_limit", INT, 1000, "numbered-page cap of the account (1000 ordinary, 5000 Gold+)"),
-        Field("tag_limit", INT, 2, "tags per query the account may use (2 anonymous/Member, 6 Gold)"),
+        Field("requests_per_second", FLOAT, 1.0, "pacing of API and file requests together (Danbooru asks for about 1/s)",
+              check=_positive),
+        Field("concurrency", INT, 2, "downloads in flight at once (search pages are read one at a time beside them)",
+              check=_at_least(1)),
+        Field("timeout", FLOAT, 30.0, "seconds to wait for a connection or for the next bytes of an answer", check=_positive),
+        Field("retry_wait", FLOAT, 1.0, "seconds before the first retry, doubled for each next one (at most 60); "
+              "a 429's Retry-After is waited instead", check=_positive),
+        Field("max_tries", INT, 6, "tries per request on 429, 5xx, timeouts and dropped connections", check=_at_least(1)),
+        Field("page_limit", INT, 1000, "numbered-page cap of the account (1000 ordinary, 5000 Gold+)", check=_at_least(1)),
+        Field("tag_limit", INT, 2, "tags per query the account may use (2 anonymous/Member, 6 Gold, 0 = no limit); "
+              "order: counts as one", check=_at_least(0)),
+        Field("window_days", INT, 365, "searches without a tag of their own are read in date windows this long, "
+              "merged by score (narrow queries stay under Danbooru's statement timeout); 0 = one search",
+              check=_at_least(0)),
         Field("keep_deleted", BOOL, False, "also collect deleted posts (default adds -status:deleted)"),
     ],
     subtables=[SPLIT],
@@ -82,7 +108,10 @@ TABLE = Table(
         Field("metadata_file", PathKind(), None, "an sd-scripts fine-tuning metadata JSON instead of caption files (needs cached latents)"),
         Field("num_repeats", INT, 1, "times each image is seen per epoch (sd-scripts num_repeats)"),
         Field("select_count", INT, 100, "source = selection: how many images `swimlatent curate` proposes",
-              check=lambda v: None if v >= 1 else "must be 1 or more"),
+              check=_at_least(1)),
+        Field("near_duplicate_bits", INT, 6, "source = selection: `swimlatent curate` leaves out an image whose 64-bit "
+              "perceptual hash is within this many bits of one already chosen (0 = keep near-duplicates)",
+              check=_at_least(0)),
     ],
     subtables=[DANBOORU],
 )
