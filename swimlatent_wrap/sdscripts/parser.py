@@ -1,14 +1,12 @@
 """An argparse parser with exactly the options of one sd-scripts script, built from the manifest.
 
 Used by the stand-in scripts of the default test tier, so that an option the real script lacks,
-a flag given a value, or a value of the wrong type fails there as it would in sd-scripts; and by
-`read_config_like_sd_scripts`, which loads a --config_file the way sd-scripts does (facts §1).
+a flag given a value, or a value of the wrong type fails there as it would in sd-scripts.
 """
 
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 
 from swimlatent_wrap.sdscripts.manifest import Option, load_manifest
@@ -55,19 +53,3 @@ def build_parser(script: str) -> argparse.ArgumentParser:
     for option in load_manifest().script(script).options.values():
         _add(parser, option)
     return parser
-
-
-def read_config_like_sd_scripts(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """What `train_util.read_config_from_file` does: flatten one level of tables, CLI wins."""
-    if not getattr(args, "config_file", None):
-        return args
-    path = args.config_file if args.config_file.endswith(".toml") else args.config_file + ".toml"
-    with open(path, "rb") as handle:
-        config = tomllib.load(handle)
-    flat: dict = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    return parser.parse_args(argv, namespace=argparse.Namespace(**flat))

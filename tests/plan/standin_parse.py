@@ -4,14 +4,19 @@ error, as argparse does; exit 3 when the config file holds a key the script does
 
 import json
 import sys
+from pathlib import Path
 
-from swimlatent_wrap.sdscripts.parser import build_parser, read_config_like_sd_scripts
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from swimlatent_wrap.sdscripts.parser import build_parser  # noqa: E402
+from tests.train.standin_lib import read_config_from_file  # noqa: E402  (the training stand-ins' reader)
 
 
 def main() -> int:
     script, argv = sys.argv[1], sys.argv[2:]
     parser = build_parser(script)
-    args = read_config_like_sd_scripts(parser.parse_args(argv), parser, argv)
+    sys.argv = [sys.argv[0], *argv]  # read_config_from_file parses sys.argv again, as sd-scripts does
+    args = read_config_from_file(parser.parse_args(argv), parser)
     known = {action.dest for action in parser._actions}
     unknown = sorted(k for k in vars(args) if k not in known)
     if unknown:

@@ -137,7 +137,7 @@ def test_plan_parses_in_a_stand_in_built_from_the_manifest(tmp_path, stage):
     done = subprocess.run([sys.executable, str(REPO / "tests/plan/standin_parse.py"), script, *argv[script_at + 1:]],
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
+    seen = json.loads(done.stdout.strip().splitlines()[-1])  # after the reader's log lines
     assert seen["learning_rate"] == (5e-5 if stage == "lora" else 4e-6)
     assert seen["mixed_precision"] == "bf16" and seen["optimizer_type"] == "Lion"
 
