@@ -307,7 +307,8 @@ class _Loader:
         prefix = len(captions.prefix or []) if captions is not None and captions.prefix else 0
         from_tagger = dataset is not None and getattr(dataset, "source", None) in ("danbooru", "selection")
         issues += checks.check_combination(manifest, script, args, dataset_config, finetuning=finetuning,
-                                           prefix_tags=prefix, caption_files_from_tagger=from_tagger)
+                                           prefix_tags=prefix, caption_files_from_tagger=from_tagger,
+                                           allow_rounded_updates=bool(getattr(tables.get("checks"), "allow_rounded_updates", False)))
         sample = tables.get("sample")
         if sample is not None and sample.sampler is not None:
             choices = [c for c in manifest.script(script).options["sample_sampler"].choices or () if c is not None]

@@ -12,9 +12,11 @@ Problems are ``Issue(table, key, message)``; the recipe loader turns them into
 
 from __future__ import annotations
 
+import ast
 import difflib
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from swimlatent_wrap.recipe.schema import describe
 from swimlatent_wrap.sdscripts.manifest import Manifest, Option
@@ -231,8 +233,115 @@ def check_dataset_config(manifest: Manifest, config: dict[str, Any], finetuning:
     return out, issues
 
 
+# -- updates that round away in low-precision weights -------------------------------------------
+
+@dataclass(frozen=True)
+class StoredDtype:
+    """A dtype sd-scripts stores the trained weights in, with the option that selects it."""
+
+    flag: str  # the [args] flag: the whole model (sdxl_train) or the LoRA network (sdxl_train_network) in this dtype
+    name: str
+    significand_bits: int  # with the implicit leading 1
+
+    def half_step(self, magnitude: float) -> float:
+        """Half the spacing (ulp) of representable values at ``magnitude``: a smaller update rounds away."""
+        return 2.0 ** (math.floor(math.log2(magnitude)) - (self.significand_bits - 1)) / 2
+
+
+# sd-scripts tests full_fp16 before full_bf16 (sdxl_train.py, train_network.py).
+STORED_DTYPES = (StoredDtype("full_fp16", "fp16", 11), StoredDtype("full_bf16", "bf16", 8))
+# A typical weight's magnitude: most SDXL U-Net weights lie above it, so an update too small for it is
+# too small for them too. 2^-9 ≈ 0.00195.
+TYPICAL_WEIGHT = 2.0 ** -9
+
+
+def rounded_update_issues(script: str, args: dict[str, Any], value: Callable[[str], Any], allowed: bool) -> list[Issue]:
+    """Learning rates that do nothing because each step rounds away in the stored weight dtype.
+
+    Measured with the real sd-scripts: full_bf16 (weights, gradients and optimizer state in bf16),
+    Lion at lr 4e-6, 2 steps changed only 7 % of the SDXL U-Net's elements. Lion moves each weight
+    by exactly lr per step; Adam-family optimizers by about lr, SGD by less, so lr bounds the
+    per-step update. bf16 keeps 8 significant bits: for |w| in [2^-9, 2^-8) a step of the stored
+    value is 2^-16 and half of it 2^-17 ≈ 7.6e-6, so 4e-6 rounds to nothing on every step, for every
+    weight at or above 2^-9. fp16 keeps 11: half a step at 2^-9 is 2^-20 ≈ 9.5e-7. Refused: every
+    learning rate that applies to trained weights (sdxl_train: the U-Net's learning_rate or block_lr,
+    the text encoders' learning_rate_te1/te2 with train_text_encoder; sdxl_train_network: the LoRA weights'
+    unet_lr and text_encoder_lr, learning_rate where either falls back to it) below half the step
+    at TYPICAL_WEIGHT, unless the optimizer rounds stochastically. At the pinned commit only the
+    fused Adafactor does (sdxl_train with fused_backward_pass, library/adafactor_fused.py
+    copy_stochastic_), and only into bf16: fp16 weights are written with a plain copy_. bitsandbytes'
+    8-bit optimizers quantise their state, not the weights: they write p in round-to-nearest.
+    Adafactor with relative_step (sd-scripts' default) ignores learning_rate, so it is not checked.
+    Accepted deliberately with [checks] allow_rounded_updates = true.
+    """
+    dtype = next((d for d in STORED_DTYPES if value(d.flag)), None)
+    if dtype is None or allowed:
+        return []
+    optimizer = value("optimizer_type") or ("AdamW8bit" if value("use_8bit_adam") else "Lion" if value("use_lion_optimizer") else "AdamW")
+    if optimizer.lower() == "adafactor":
+        if dtype.name == "bf16" and script == "sdxl_train" and value("fused_backward_pass"):
+            return []  # stochastic rounding into bf16
+        options = {name.strip(): text.strip() for name, text in (item.split("=", 1) for item in value("optimizer_args") or [])}
+
+        def literal(name: str, missing: bool) -> Any:  # sd-scripts reads each value with ast.literal_eval
+            try:
+                return ast.literal_eval(options[name]) if name in options else missing
+            except (ValueError, SyntaxError):
+                return missing
+
+        if literal("relative_step", True) or literal("warmup_init", False):
+            return []  # sd-scripts sets learning_rate = None: the step is relative to each weight's RMS
+
+    base = value("learning_rate")
+    rates: list[tuple[str, str, float]] = []  # (key, label, lr) of each set of trained weights
+    if script == "sdxl_train":
+        try:  # sdxl_train.py: "--block_lr", comma-separated, one learning rate per U-Net block instead of learning_rate
+            blocks = [float(item) for item in value("block_lr").split(",")] if value("block_lr") else []
+        except ValueError:
+            blocks = []
+        rates += [("block_lr", f"block_lr item {n}", lr) for n, lr in enumerate(blocks, 1)] or [("learning_rate", "learning_rate", base)]
+        if value("train_text_encoder"):
+            for key in ("learning_rate_te1", "learning_rate_te2"):
+                own = value(key)
+                rates.append((key, key, own) if own is not None else ("learning_rate", "learning_rate", base))
+    else:
+        if not value("network_train_text_encoder_only"):
+            own = value("unet_lr")
+            rates.append(("unet_lr", "unet_lr", own) if own is not None else ("learning_rate", "learning_rate", base))
+        if not value("network_train_unet_only"):
+            own = value("text_encoder_lr")
+            if own:  # an empty list falls back to learning_rate too
+                rates += [("text_encoder_lr", f"text_encoder_lr item {n}" if len(own) > 1 else "text_encoder_lr", lr)
+                          for n, lr in enumerate(own, 1)]
+            else:
+                rates.append(("learning_rate", "learning_rate", base))
+
+    half = dtype.half_step(TYPICAL_WEIGHT)
+    weight_exponent = math.floor(math.log2(TYPICAL_WEIGHT))
+    step_exponent = weight_exponent - (dtype.significand_bits - 1)
+    issues: list[Issue] = []
+    for key, label, lr in rates:
+        if not lr or lr >= half or any(issue.key == key for issue in issues):
+            continue  # 0 trains nothing (sd-scripts skips those weights); one line per key
+        unset = "" if key in args else " (sd-scripts' default)"
+        issues.append(Issue("args", key, (
+            f"{label} = {lr:g}{unset} does nothing with {dtype.flag} and {optimizer} ({dtype.name} weights keep {dtype.significand_bits} "
+            f"significant bits; no stochastic rounding): a weight at 2^{weight_exponent} ≈ {TYPICAL_WEIGHT:.5f} (most SDXL U-Net weights lie above "
+            f"it) moves in steps of 2^{step_exponent} ≈ {2 * half:.2g}, and {lr:g} is {lr / (2 * half):.2f} of a step, under the half "
+            f"step that round-to-nearest keeps, so each update rounds away and training leaves the model where it started; "
+            f"drop {dtype.flag} (mixed_precision = \"{dtype.name}\" alone keeps fp32 master weights; to fit memory use "
+            f"optimizer_type = \"Lion8bit\" and fused_optimizer_groups (sdxl_train only) with gradient_accumulation_steps = 1, "
+            f"and gradient_checkpointing = true)"
+            + (", or fused Adafactor (optimizer_type = \"Adafactor\", fused_backward_pass = true, gradient_accumulation_steps = 1: "
+               "stochastic rounding into bf16)"
+               if dtype.name == "bf16" and script == "sdxl_train" else "")
+            + f", or a learning rate ≥ {half:.2g} (2^{step_exponent - 1}); to accept it deliberately, set [checks] allow_rounded_updates = true")))
+    return issues
+
+
 def check_combination(manifest: Manifest, script: str, args: dict[str, Any], dataset: dict[str, Any], *,
-                      finetuning: bool, prefix_tags: int, caption_files_from_tagger: bool) -> list[Issue]:
+                      finetuning: bool, prefix_tags: int, caption_files_from_tagger: bool,
+                      allow_rounded_updates: bool = False) -> list[Issue]:
     """Settings that are each valid but fail together (facts §0), checked before anything starts."""
     issues: list[Issue] = []
     options = manifest.script(script).options
@@ -251,6 +360,8 @@ def check_combination(manifest: Manifest, script: str, args: dict[str, Any], dat
         issues.append(Issue("args", "full_bf16", f"needs mixed_precision = \"bf16\" (sd-scripts asserts it), got {precision!r}"))
     if value("full_fp16") and precision != "fp16":
         issues.append(Issue("args", "full_fp16", f"needs mixed_precision = \"fp16\" (sd-scripts asserts it), got {precision!r}"))
+
+    issues += rounded_update_issues(script, args, value, allow_rounded_updates)
 
     warmup = value("lr_warmup_steps") or 0
     if warmup and value("lr_scheduler") == "constant":

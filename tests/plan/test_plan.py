@@ -86,6 +86,19 @@ def test_ft_is_base_with_only_the_dataset_changed():
     assert ft.model.stage == "base"
 
 
+def test_the_24gb_variants_change_only_the_memory_settings_and_keep_the_stage_names():
+    shipped = RECIPES / "swim-in-latent"
+    base, ft = load_recipe(shipped / "base.toml"), load_recipe(shipped / "ft.toml")
+    small_base, small_ft = load_recipe(shipped / "base-24gb.toml"), load_recipe(shipped / "ft-24gb.toml")
+    memory = {"optimizer_type": "Lion8bit", "fused_optimizer_groups": 10, "gradient_accumulation_steps": 1}
+    assert small_base.args == {**base.args, **memory} and small_ft.args == {**ft.args, **memory}
+    assert (small_base.name, small_ft.name) == ("base", "ft")  # lora.toml's stage:ft finds either
+    assert small_ft.dataset == ft.dataset and small_base.dataset == base.dataset
+    for recipe in (base, ft, small_base, small_ft):
+        assert "full_bf16" not in recipe.args and recipe.args["mixed_precision"] == "bf16"  # fp32 master weights
+        assert recipe.args["learning_rate"] == 4e-6 and recipe.args["optimizer_type"].startswith("Lion")
+
+
 def test_plan_paths_are_absolute_and_point_into_the_workdir(tmp_path):
     files = plan_files(tmp_path, "lora")
     args = tomllib.loads(files["args.toml"])

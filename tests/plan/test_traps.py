@@ -44,7 +44,7 @@ def test_script_mixed_precision_is_always_passed_and_required(write_recipe, tmp_
 
 
 def test_full_bf16_needs_bf16(write_recipe):
-    found = problems(recipe(write_recipe, '[args]\nmixed_precision = "fp16"\n'))
+    found = problems(recipe(write_recipe, '[args]\nmixed_precision = "fp16"\nfull_bf16 = true\n'))
     assert "needs mixed_precision = \"bf16\"" in found["args.full_bf16"]
 
 

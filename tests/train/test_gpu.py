@@ -103,7 +103,6 @@ def _setup(tmp_path: Path, need: dict[str, str]) -> tuple[Path, dict[str, str]]:
         every_n_steps = 2
         [args]
         learning_rate = 4e-6
-        full_bf16 = true
         """) + common_args)
     (recipes / "ft.toml").write_text(textwrap.dedent(f"""\
         extends = "base.toml"

@@ -2,8 +2,8 @@
 are declared by the option manifest instead (swimlatent_wrap.sdscripts)."""
 
 from swimlatent_wrap.recipe.schema import Table
-from swimlatent_wrap.recipe.tables import captions, dataset, launch, merge, modelspec, sample, sweep
+from swimlatent_wrap.recipe.tables import captions, checks, dataset, launch, merge, modelspec, sample, sweep
 
 WRAPPER_TABLES: dict[str, Table] = {
-    module.TABLE.name: module.TABLE for module in (dataset, captions, launch, sample, sweep, merge, modelspec)
+    module.TABLE.name: module.TABLE for module in (dataset, captions, launch, sample, sweep, merge, modelspec, checks)
 }
