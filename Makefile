@@ -10,12 +10,14 @@ SD_SCRIPTS ?= vendor/sd-scripts
 SD_PYTHON  ?= $(BIN)/python
 
 .DEFAULT_GOAL := help
-.PHONY: help venv setup test test-contract test-gpu plan validate base ft lora bench manifest clean
+.PHONY: help venv setup test test-real test-contract test-gpu plan validate base ft lora base-24gb ft-24gb bench manifest clean
 
 help:
 	@echo "make test                 build .venv from nothing and run the default test tier"
 	@echo "make setup                .venv + sd-scripts submodule + its requirements (for training)"
+	@echo "make test-real            the real sd-scripts on CPU: every stage trained for real (about 30 min, 21 GiB)"
 	@echo "make base | ft | lora     run that stage of Swim in Latent (setup included)"
+	@echo "make base-24gb | ft-24gb  the same stage for one 24 GB GPU (8-bit Lion state, fused optimizer groups)"
 	@echo "make plan                 write the sd-scripts launch of every stage under $(WORKDIR)/plans/"
 	@echo "make validate             validate every shipped recipe"
 	@echo "make bench                run the benchmarks in bench/ (ratios against a peer)"
@@ -23,10 +25,11 @@ help:
 	@echo "make manifest SD_SCRIPTS=DIR [SD_PYTHON=PY]        regenerate the option manifest"
 
 # The wrapper's own environment: stdlib venv + pip, nothing installed by hand.
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[all,test]'
+	$(BIN)/python -m pip install -q --no-deps open-clip-torch==3.3.0
 	@touch $@
 
 venv: $(BIN)/.installed
@@ -34,9 +37,15 @@ venv: $(BIN)/.installed
 test: venv
 	$(BIN)/python -m pytest -q
 
+# The real tier (issue 9): sd-scripts from SWIMLATENT_SD_SCRIPTS, vendor/sd-scripts or the pinned
+# archive in ../shared/third_party, in a CPU venv of its own (tools/real_tier_env.sh, cached).
+test-real: venv
+	bash tools/real_tier_env.sh
+	. build/real/env && $(BIN)/python -m pytest -q -m real tests/real
+
 test-contract: venv
 	SWIMLATENT_SD_SCRIPTS=$(abspath $(SD_SCRIPTS)) SWIMLATENT_SD_PYTHON=$(abspath $(SD_PYTHON)) \
-		$(BIN)/python -m pytest -q -m contract tests/contract tests/train tests/tagger
+		$(BIN)/python -m pytest -q -m contract tests/contract tests/train tests/tagger tests/tokenizers
 
 test-gpu: venv
 	$(BIN)/python -m pytest -q -m gpu
@@ -87,7 +96,7 @@ setup: venv
 	echo "$$want" > "$$stamp"; \
 	echo "make setup: done: sd-scripts at $$sd; its requirements and torch in $(VENV)"
 
-base ft lora: setup
+base ft lora base-24gb ft-24gb: setup
 	SWIMLATENT_SD_SCRIPTS=$(abspath $(SETUP_SD_SCRIPTS)) $(SW) --workdir $(WORKDIR) run $(RECIPES)/$@.toml
 
 bench: venv

@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the latest saved training state")
     p.add_argument("--allow-cpu", action="store_true", help="skip the CUDA preflight (stand-in scripts and tests)")
 
+    p = command("smoke", "train every stage a recipe needs for one step with the real sd-scripts, small and in a "
+                "throwaway workdir; one line per stage")
+    p.add_argument("recipe", metavar="RECIPE")
+    p.add_argument("--size", type=_positive_int, default=256, metavar="PX", help="training and sweep size (default 256)")
+    p.add_argument("--images", metavar="DIR", help="captioned images to use instead of each stage's own dataset")
+    p.add_argument("--keep", action="store_true", help="keep the throwaway workdir (under <workdir>/smoke/)")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU even if a CUDA GPU is visible")
+
     p = command("run", "every step of a recipe's stage (collect, tag, train, …), skipping what is done")
     p.add_argument("recipe", metavar="RECIPE")
     p.add_argument("--allow-cpu", action="store_true", help="skip the CUDA preflight (stand-in scripts and tests)")
@@ -131,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--verify", action="store_true", help="recompute modelspec.hash_sha256 and compare")
+
+    p = command("tokenizers", "fill (or check) the CLIP tokenizer cache that training reads, so it never waits on a download")
+    fill = p.add_mutually_exclusive_group()
+    fill.add_argument("--from-bpe", metavar="FILE", dest="from_bpe",
+                      help="build both from CLIP's BPE file (open_clip's bpe_simple_vocab_16e6.txt.gz)")
+    fill.add_argument("--import", metavar="DIR", dest="import_dir",
+                      help="copy them from another machine's tokenizer cache or Hugging Face hub cache")
+    fill.add_argument("--fetch", action="store_true", help="download them once from the Hugging Face Hub")
+    p.add_argument("--force", action="store_true", help="replace folders that are already complete")
 
     return parser
 

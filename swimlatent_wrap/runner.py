@@ -56,17 +56,46 @@ _SECRET_ENDINGS = ("token", "api_key", "apikey", "password", "secret")
 REDACTED = "***"
 
 
+# The last line of a Python traceback: "ValueError: …", "AssertionError", "library.x.SomeError: …".
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Invalid)(?::\s.*)?$")
+# accelerate's launcher re-raises the script's failure as its own traceback, after the script's.
+_LAUNCHER_EXCEPTIONS = ("subprocess.CalledProcessError",)
+
+
+def script_error(lines: Sequence[str]) -> str | None:
+    """The failed script's own last exception line, not the launcher's that follows it."""
+    for line in reversed(lines):
+        text = line.strip()
+        if _EXCEPTION_LINE.match(text) and not text.startswith(_LAUNCHER_EXCEPTIONS):
+            return text
+    return None
+
+
+def _log_tail_lines(log_path: Path, limit: int = 400) -> list[str]:
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 256 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [part.split("\r")[-1] for part in text.splitlines()][-limit:]
+
+
 class RunFailed(UserError):
-    """A child exited non-zero (or died by a signal we did not send)."""
+    """A child exited non-zero (or died by a signal we did not send). The first line says why when
+    the script printed an exception (``cause``), then the command and the log's last lines."""
 
     def __init__(self, argv: Sequence[str], returncode: int, log_path: Path, tail: Sequence[str], secrets: Iterable[str] = ()) -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.log_path = log_path
         self.tail = list(tail)
+        self.cause = script_error(_log_tail_lines(log_path) or self.tail)
         name = Path(argv[0]).name if argv else "command"
+        because = f": {self.cause}" if self.cause else ""
         lines = [
-            f"{_program_name(argv)} failed ({describe_exit(returncode)}); full log: {log_path}",
+            f"{_program_name(argv)} failed ({describe_exit(returncode)}){because}; full log: {log_path}",
             # one line per line of the error: a newline inside an argument (python -c) is shown as \n
             "command: " + format_command(argv, secrets).replace("\n", "\\n"),
         ]
@@ -395,10 +424,12 @@ def run(
     interrupt_grace: float = INTERRUPT_GRACE_S,
     terminate_grace: float = TERMINATE_GRACE_S,
     echo: bool = True,
+    env_shown: dict[str, str] | None = None,
 ) -> None:
     """Run ``argv`` to completion, streaming its output to the console and ``log_path`` (appended).
 
-    ``env`` replaces the environment when given (merge ``os.environ`` yourself to extend it).
+    ``env`` replaces the environment when given (merge ``os.environ`` yourself to extend it);
+    ``env_shown``: the variables the caller added, logged with the command as `env K=V … argv`.
     Raises ``RunFailed`` on a non-zero exit, ``UserError`` if the program cannot be started, and
     ``Interrupted`` after forwarding Ctrl-C/SIGTERM and seeing the child's group gone.
     """
@@ -408,7 +439,9 @@ def run(
     secrets = secret_values(env)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = format_command(argv, secrets)
+    # the variables the caller added to the environment are part of the command a user would rerun
+    shown = ["env", *(f"{k}={v}" for k, v in env_shown.items()), *argv] if env_shown else argv
+    command = format_command(shown, secrets)
     console = _console() if echo else None
     with open(log_path, "ab") as log:
         header = f"$ {command}\n" + (f"# cwd: {cwd}\n" if cwd else "")

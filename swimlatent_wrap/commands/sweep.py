@@ -42,7 +42,14 @@ def run(args) -> int:
         check_cuda(python, checks)
         checks.fail_if_any()
     atomic.write_text(folder / "prompts.txt", prompts)
-    runner.run(argv, log_path=folder / "log")
+    env = None
+    if args.allow_cpu:
+        import os
+
+        from swimlatent_wrap.sdscripts.cpu import environment
+
+        env = environment(dict(os.environ))
+    runner.run(argv, log_path=folder / "log", env=env)
     sweep.collect_images(folder, grid)
     sweep.grid_image(folder, recipe, grid, folder / "grid.png")
     atomic.write_text(folder / "index.html", sweep.html_page(recipe, grid))

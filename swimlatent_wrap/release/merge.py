@@ -85,6 +85,45 @@ def merge_argv(recipe, workdir, sd_scripts: Path, save_to: Path) -> list[str]:
     return argv
 
 
+PRECISION_BYTES = {"float": 4, "fp16": 2, "bf16": 2}
+# Python, torch and sd-scripts' modules in the merge process, measured in the real tier with a
+# random-weight SDXL checkpoint (the rest of its peak is the two copies below).
+MERGE_BASELINE_BYTES = 1_500_000_000
+
+
+def merge_host_bytes(base: Path, lora: Path, precision: str, save_precision: str) -> int:
+    """Host RAM sdxl_merge_lora.py needs (it always merges on the CPU, facts §3): the whole model in
+    the merge dtype, plus the copy sd-scripts makes in the save dtype before writing, plus the LoRA
+    and the process itself. fp32 merge + fp16 save of SDXL: about 22 GB; fp16 + fp16: about 15 GB."""
+    elements = sum(math.prod(shape) for _, shape in st.read_safetensors(base).tensors.values())
+    return (elements * (PRECISION_BYTES[precision] + PRECISION_BYTES[save_precision]) + 2 * lora.stat().st_size
+            + MERGE_BASELINE_BYTES)
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), in bytes; None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_host_memory(recipe, base: Path, lora: Path) -> None:
+    need = merge_host_bytes(base, lora, recipe.merge.precision, recipe.merge.save_precision)
+    free = available_memory()
+    if free is not None and free < need:
+        cheaper = ""
+        if recipe.merge.precision == "float":
+            cheaper = (f"; [merge] precision = \"fp16\" needs about "
+                       f"{merge_host_bytes(base, lora, 'fp16', recipe.merge.save_precision) / 1e9:.1f} GB")
+        raise UserError(f"the merge needs about {need / 1e9:.1f} GB of RAM ([merge] precision = {recipe.merge.precision!r}, "
+                        f"save_precision = {recipe.merge.save_precision!r}) and {free / 1e9:.1f} GB is available: "
+                        f"sd-scripts merges in host memory and would be killed while saving{cheaper}")
+
+
 def base_model_path(recipe, workdir) -> Path:
     model = recipe.model
     if model.kind == "stage":
@@ -244,8 +283,12 @@ def run_merge(recipe, workdir, sd_scripts: Path, *, dry_run: bool = False) -> Pa
     script = Path(argv[1])
     if not script.is_file():
         raise UserError(f"{script} not found: is --sd-scripts ({sd_scripts}) an sd-scripts checkout?")
+    check_host_memory(recipe, base, lora)
     run_dir.mkdir(parents=True)
-    runner.run(argv, log_path=run_dir / "log", cwd=Path(sd_scripts))
+    # sdxl_merge_lora.py always works in host RAM (facts §3): the CPU environment applies everywhere.
+    from swimlatent_wrap.sdscripts.cpu import environment
+
+    runner.run(argv, log_path=run_dir / "log", cwd=Path(sd_scripts), env=environment(dict(os.environ)))
     if not save_to.is_file():
         raise UserError(f"{SCRIPT}.py exited 0 but wrote no {save_to}; see {run_dir / 'log'}")
     check = verify_merge(base, lora, save_to)

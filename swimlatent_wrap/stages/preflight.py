@@ -5,6 +5,7 @@ model, free disk. Every problem is collected and reported at once, one line each
 from __future__ import annotations
 
 import json
+import os
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from swimlatent_wrap import runner
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.sdscripts.manifest import load_manifest
 from swimlatent_wrap.stages import record as records
+from swimlatent_wrap.stages import tokenizers
+from swimlatent_wrap.stages.tokenizers import TOKENIZER_FOLDERS  # noqa: F401  (its home moved; kept importable here)
 from swimlatent_wrap.stages.plan import Plan
 from swimlatent_wrap.stages.verify import NotSafetensors, read_safetensors, tensor_problem
 from swimlatent_wrap.workdir import Workdir
@@ -25,9 +28,10 @@ CUDA_PROBE = (
     "print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda, 'available': ok,\n"
     "                  'devices': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if ok else []}))\n"
 )
-SDXL_BASE_BYTES = 6_938_078_334  # sd_xl_base_1.0.safetensors: the size assumed before it is downloaded
 GB = 1e9
-CPU_STEPS = "collect, tag, plan, stamp, inspect and `swimlatent train --dry-run` work without one"
+CPU_STEPS = ("collect, tag, plan, stamp, inspect and `swimlatent train --dry-run` work without one; "
+             "`swimlatent smoke RECIPE` trains one real step of each stage on this CPU in minutes, and "
+             "--allow-cpu trains here anyway (minutes per step, about 20 GB of RAM for a full fine-tune)")
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Preflight:
     torch: str | None = None
     sd_scripts_commit: str | None = None
     hub_remote: object | None = None  # hf: refs not yet verified locally: the Hub's answer about the file
+    tokenizers_to_fetch: Path | None = None  # an incomplete tokenizer cache that train fills from the Hub
 
     def fail_if_any(self) -> None:
         if self.problems:
@@ -168,25 +173,82 @@ def check_hub_model(plan: Plan, workdir: Workdir, result: Preflight) -> None:
         result.problems.append(f"model = {ref.text}: {error.lines[0]}")
 
 
-# sd-scripts' --tokenizer_cache_dir layout (facts §6): filled on the first (online) run.
-TOKENIZER_FOLDERS = ("openai_clip-vit-large-patch14", "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k")
-
-
 def check_tokenizers(args, result: Preflight) -> None:
+    """sd-scripts' --tokenizer_cache_dir (facts §6) must hold both CLIP tokenizers: else sd-scripts
+    downloads them from the Hub mid-start, which stalls offline, so train refuses to start instead."""
     cache = getattr(args, "tokenizer_cache_dir", None)
-    if cache and not all((Path(cache) / name).is_dir() for name in TOKENIZER_FOLDERS):
-        result.warnings.append(f"sd-scripts will download the two CLIP tokenizers into {cache} on this run (network needed "
-                               f"once; later runs work offline)")
+    gaps = tokenizers.missing(Path(cache)) if cache else []
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")  # huggingface_hub's reading
+    if gaps and not offline:
+        # online: train fetches them itself once the checks pass, as it fetches an hf: model
+        result.tokenizers_to_fetch = Path(cache)
+        result.warnings.append(f"the CLIP tokenizers are not in {cache} yet; fetching them from the Hugging Face Hub "
+                               f"once (offline: {tokenizers.fill_hint(Path(cache))})")
+    elif gaps:
+        result.problems.append(f"tokenizer cache {cache} is incomplete ({'; '.join(gaps)}): sd-scripts would stop to download "
+                               f"the CLIP tokenizers from the Hugging Face Hub (and hang offline); fill it once with "
+                               f"{tokenizers.fill_hint(Path(cache))}")
 
 
-def disk_needed(plan: Plan, args, model_bytes: int, images: int) -> int:
-    """A rough upper estimate of what the run writes: model saves kept, training states kept
-    (weights + optimizer: ~2.2× the model, e.g. ~15 GB for SDXL with Lion in bf16), cached
-    latents, and the model itself when it still has to be downloaded."""
+SDXL_UNET_PARAMETERS = 2_567_463_684  # model.diffusion_model.* of SDXL 1.0 (counted in its header)
+SDXL_PARAMETERS = {"unet": SDXL_UNET_PARAMETERS, "text_encoders": 817_720_321, "vae": 83_653_863}
+# Bytes of optimizer state per trained parameter, at fp32 weights (measured for Lion and Lion8bit
+# in the real tier: 10 optimizer files of 2.61 GB for 2.57 G parameters with Lion8bit). States of
+# the non-8-bit optimizers follow the weights' dtype (full_bf16 halves them). Unknown: AdamW's 8.
+# 8-bit states carry a float32 scale per 2048-element block and the optimizers' own small tensors:
+# 1.017 bytes per parameter measured for Lion8bit.
+OPTIMIZER_STATE_BYTES = {"lion": 4, "lion8bit": 1.02, "pagedlion8bit": 1.02, "adamw": 8, "adamw8bit": 2.04,
+                         "pagedadamw8bit": 2.04, "pagedadamw": 8, "pagedadamw32bit": 8, "sgdnesterov": 4,
+                         "sgdnesterov8bit": 1.02, "adafactor": 0, "prodigy": 16, "": 8}
+
+
+def parameter_counts(model: Path) -> dict[str, int]:
+    """Parameters of the U-Net, the text encoders and the VAE, from a single-file checkpoint's
+    header (SDXL 1.0's counts when it is not there or not readable yet)."""
+    try:
+        info = read_safetensors(model)
+    except (OSError, NotSafetensors):
+        return dict(SDXL_PARAMETERS)
+    counts = {"unet": 0, "text_encoders": 0, "vae": 0}
+    for name, (_, shape) in info.tensors.items():
+        part = ("unet" if name.startswith("model.diffusion_model.") else
+                "text_encoders" if name.startswith("conditioner.") else "vae" if name.startswith("first_stage_model.") else None)
+        if part:
+            counts[part] += math.prod(shape)
+    return counts if counts["unet"] else dict(SDXL_PARAMETERS)
+
+
+def weight_bytes(args) -> int:
+    return 2 if getattr(args, "full_bf16", False) or getattr(args, "full_fp16", False) else 4
+
+
+def state_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
+    """One accelerate training state as sd-scripts saves it: the trained weights in their training
+    dtype, plus the optimizer's state (measured: 12.9 GB for the SDXL U-Net, fp32 + Lion8bit)."""
     if plan.recipe.script == "sdxl_train_network":
-        save, state = 1 * GB, 1 * GB
-    else:
-        save, state = model_bytes, int(model_bytes * 2.2)
+        return 1 * int(GB)
+    trained = counts["unet"] + (counts["text_encoders"] if getattr(args, "train_text_encoder", False) else 0)
+    optimizer = str(getattr(args, "optimizer_type", "") or "").lower().rsplit(".", 1)[-1]
+    per_parameter = OPTIMIZER_STATE_BYTES.get(optimizer, 8)
+    if not optimizer.endswith("8bit"):
+        per_parameter = per_parameter * weight_bytes(args) / 4
+    return int(trained * (weight_bytes(args) + per_parameter))
+
+
+def save_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
+    """One saved model: every tensor in save_precision, or (unset) in its training dtype: the
+    U-Net in the weights' dtype, the frozen text encoders in the bf16/fp16 compute dtype, the VAE in fp32."""
+    if plan.recipe.script == "sdxl_train_network":
+        return 1 * int(GB)
+    precision = getattr(args, "save_precision", None)
+    if precision:
+        return sum(counts.values()) * (4 if precision == "float" else 2)
+    return counts["unet"] * weight_bytes(args) + counts["text_encoders"] * 2 + counts["vae"] * 4
+
+
+def disk_needed(plan: Plan, args, counts: dict[str, int], images: int) -> int:
+    """What the run writes at most: the model saves kept, the training states kept, cached latents."""
+    save, state = save_bytes(plan, args, counts), state_bytes(plan, args, counts)
     epochs = args.max_train_epochs or 1
     every = args.save_every_n_epochs
     saves = 1 + (min(args.save_last_n_epochs or math.ceil(epochs / every), math.ceil(epochs / every)) if every else 0)
@@ -201,8 +263,8 @@ def check_disk(plan: Plan, args, workdir: Workdir, result: Preflight) -> None:
     model = plan.model_path
     present = model.is_file()
     remote_size = getattr(result.hub_remote, "size", None)
-    model_bytes = model.stat().st_size if present else (remote_size or SDXL_BASE_BYTES)
-    need = disk_needed(plan, args, model_bytes, len(records.images_in(plan.image_dir)))
+    counts = parameter_counts(model) if present else dict(SDXL_PARAMETERS)
+    need = disk_needed(plan, args, counts, len(records.images_in(plan.image_dir)))
     if plan.recipe.model.kind == "hf" and remote_size and not (present and model.stat().st_size == remote_size):
         need += remote_size  # still to download
     where = workdir.root

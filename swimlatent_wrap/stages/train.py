@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from swimlatent_wrap import __version__, atomic, runner
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.recipe import Recipe
+from swimlatent_wrap.sdscripts.cpu import child_env as cpu_child_env
 from swimlatent_wrap.sdscripts.manifest import load_manifest
 from swimlatent_wrap.stages import record as records
 from swimlatent_wrap.stages.effective import caption_extension, effective_args
@@ -44,8 +45,10 @@ class Prepared:
     sd_scripts: Path
 
 
-def prepare(recipe: Recipe, *, run_dir: Path, workdir: Workdir, sd_scripts: Path, resume: bool) -> Prepared:
-    """The plan and the exact argv of this run, resume adjustments included; writes nothing."""
+def prepare(recipe: Recipe, *, run_dir: Path, workdir: Workdir, sd_scripts: Path, resume: bool,
+            cpu: bool = False) -> Prepared:
+    """The plan and the exact argv of this run, resume adjustments included; writes nothing.
+    ``cpu``: add the environment an sd-scripts process needs on a CPU machine (sdscripts.cpu)."""
     plan = make_plan(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts)
     resume_plan = None
     if resume:
@@ -53,9 +56,12 @@ def prepare(recipe: Recipe, *, run_dir: Path, workdir: Workdir, sd_scripts: Path
                                   output_name=plan.output_name, args=effective_args(plan))
         plan = make_plan(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts, resume=resume_plan.state)
     extra = resume_plan.extra_argv if resume_plan else []
-    env_added = {}
+    env_added: dict[str, str] = {}
+    if cpu:
+        env_added.update(cpu_child_env())
     if resume_plan and resume_plan.pythonpath:
-        env_added["PYTHONPATH"] = str(plan.run_dir / resume_plan.pythonpath)
+        paths = [env_added["PYTHONPATH"]] if "PYTHONPATH" in env_added else []
+        env_added["PYTHONPATH"] = os.pathsep.join([str(plan.run_dir / resume_plan.pythonpath), *paths])
     return Prepared(plan=plan, argv=[*plan.argv, *extra], env_added=env_added, resume=resume_plan,
                     args=effective_args(plan, extra), sd_scripts=sd_scripts)
 
@@ -205,7 +211,7 @@ def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, 
            inputs_digest: str | None) -> Path | None:
     run_dir = records.new_run_dir(workdir, recipe.name, create=not dry_run)
     try:
-        prepared = prepare(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts, resume=resume)
+        prepared = prepare(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts, resume=resume, cpu=allow_cpu)
     except BaseException:
         if not dry_run and not any(run_dir.iterdir()):
             run_dir.rmdir()
@@ -226,6 +232,11 @@ def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, 
     try:
         checks.fail_if_any()
         model = input_model(plan, workdir, checks.hub_remote)
+        if checks.tokenizers_to_fetch is not None:
+            from swimlatent_wrap.stages import tokenizers
+
+            for folder in tokenizers.fetch(checks.tokenizers_to_fetch):
+                say(f"tokenizer: {folder}")
     except BaseException:
         _discard(run_dir)
         raise
@@ -249,7 +260,8 @@ def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, 
         records.write_record(run_dir, record)
 
     try:
-        runner.run(prepared.argv, log_path=log, cwd=run_dir, env=child_env(prepared.env_added))
+        runner.run(prepared.argv, log_path=log, cwd=run_dir, env=child_env(prepared.env_added),
+                   env_shown=prepared.env_added)
     except runner.Interrupted as stop:
         finish("interrupted", exit_code=stop.returncode, error="interrupted (Ctrl-C or SIGTERM); the child was stopped")
         say(f"interrupted; {workdir.model_path(recipe.name)} was not touched. Saved states are kept in {plan.output_dir}: "

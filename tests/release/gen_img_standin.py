@@ -3,6 +3,8 @@
 Parses its command line with a parser built from the option manifest (so an option the real
 script lacks fails here too), reads --from_file the way sdxl_gen_img does (prompt, then options
 after " --"), and writes one PNG per line, named im_000001.png … with --sequential_file_name.
+Real tier: tests/real/test_chain.py::test_lora_trains_sweeps_merges_and_releases runs the real
+sdxl_gen_img.py with the same prompt file (per-line --am ratios) and finds its im_NNNNNN.png cells.
 Each image's colour encodes its --am ratio (red) and --d seed (green) so tests can check the grid.
 STANDIN_GEN_SKIP=N leaves out the N-th image.
 """

@@ -9,6 +9,9 @@ Text encoders as sd-scripts saves them (sdxl_model_util.save_stable_diffusion_ch
 are the layer names; te2 is converted back to the OpenCLIP layout, fc1/fc2 → mlp.c_fc/c_proj,
 self_attn.out_proj → attn.out_proj, and q/k/v concatenated in that order into attn.in_proj_weight,
 so lora_te2_…_self_attn_{q,k,v}_proj each write one third of that tensor's rows.
+
+Real tier: tests/real/test_chain.py::test_lora_trains_sweeps_merges_and_releases runs the real
+sdxl_merge_lora.py (fp16) and recomputes W + ratio·(up@down)·alpha/dim for sampled U-Net modules.
 """
 
 import os

@@ -1,7 +1,13 @@
 """A random-weight SDXL checkpoint with sd-scripts' real key layout, and a LoRA for it, streamed to disk.
 
 Run with a Python that has sd-scripts' requirements, from the sd-scripts checkout, with networks/ on
-sys.path:  python sdxl_random.py BASE_OUT LORA_OUT   (about 7 GB + 30 MB; peak RSS under 1 GB)
+sys.path:  python sdxl_random.py BASE_OUT [LORA_OUT]   (about 7 GB + 30 MB; peak RSS under 1 GB)
+
+The weights are N(0, 0.02) rounded so that every value is exact in fp16 AND bf16 (bf16-rounded, then
+values below fp16's smallest normal flushed to 0). sd-scripts casts the frozen text encoders to the
+bf16 compute dtype and saves in fp16 or the training dtype; with values exact in both, a frozen
+tensor comes back bit-for-bit equal, so the real tier can tell trained tensors from frozen ones
+exactly.
 
 Keys and shapes come from sd-scripts' own model classes built on the meta device and its own
 conversion functions (what save_stable_diffusion_checkpoint writes); the LoRA's module names come
@@ -23,7 +29,8 @@ from diffusers import AutoencoderKL
 
 import lora as lora_mod  # networks/ on sys.path
 
-out_base, out_lora = sys.argv[1], sys.argv[2]
+out_base = sys.argv[1]
+out_lora = sys.argv[2] if len(sys.argv) > 2 else None
 
 def te_cfg(hidden, inter, layers, heads, act):
     return CLIPTextConfig(vocab_size=49408, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
@@ -64,9 +71,19 @@ def stream(path, shapes, make, metadata=None):
         for n in names:
             f.write(make(n, shapes[n]).astype(np.float16).tobytes())
 
+def exact_in_fp16_and_bf16(values: np.ndarray) -> np.ndarray:
+    bits = np.atleast_1d(np.asarray(values, dtype=np.float32)).view(np.uint32)
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)  # round to nearest even bf16
+    out = bits.view(np.float32)
+    out = np.where(np.abs(out) < 2.0 ** -14, np.float32(0.0), out)  # fp16 subnormals cannot hold every bf16 value
+    return out.reshape(np.shape(values))
+
+
 rng = np.random.default_rng(0)
-stream(out_base, shapes, lambda n, s: (rng.standard_normal(s, dtype=np.float32) * 0.02))
+stream(out_base, shapes, lambda n, s: exact_in_fp16_and_bf16(rng.standard_normal(s, dtype=np.float32) * 0.02))
 print("base:", len(shapes), "tensors")
+if out_lora is None:
+    sys.exit(0)
 
 # The LoRA: sd-scripts' own module naming (merge_to_sd_model's name_to_module), U-Net attention/FF
 # linears, some ResnetBlock2D convs (3x3 and 1x1), every te1/te2 attention and MLP linear, and one

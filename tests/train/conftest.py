@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,6 +137,27 @@ def lab(tmp_path, tools) -> Lab:
     return Lab(tmp_path, tools)
 
 
+@pytest.fixture(scope="session")
+def built_tokenizers(tmp_path_factory) -> Path:
+    """Both CLIP tokenizer folders, built once from open_clip's BPE file (preflight refuses to train
+    without them, as sd-scripts would otherwise download them)."""
+    from swimlatent_wrap.stages.tokenizers import build_from_bpe
+    from tests.tokenizers import bpe_file
+
+    cache = tmp_path_factory.mktemp("tokenizers") / "cache"
+    build_from_bpe(bpe_file(), cache)
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def _lab_tokenizer_cache(request) -> None:
+    """Every test with a lab gets <workdir>/cache/tokenizers filled (hard links: the wrapper replaces
+    files by rename, never in place); a test of an empty cache removes it."""
+    if "lab" in request.fixturenames:
+        lab, built = request.getfixturevalue("lab"), request.getfixturevalue("built_tokenizers")
+        shutil.copytree(built, lab.workdir / "cache" / "tokenizers", copy_function=os.link)
+
+
 BASE_RECIPE = """\
     name = "base"
     script = "sdxl_train"
@@ -163,7 +185,6 @@ BASE_RECIPE = """\
     lr_warmup_steps = 0.1
     min_snr_gamma = 5.0
     mixed_precision = "bf16"
-    full_bf16 = true
     max_train_epochs = 3
     save_every_n_epochs = 1
     save_state = true

@@ -550,6 +550,8 @@ def train(script: str) -> int:
             (pathlib.Path(args.tokenizer_cache_dir) / name).mkdir(parents=True, exist_ok=True)
 
     summary = dataset_summary(args)
+    # Real tier: tests/real/test_chain.py::test_sd_scripts_finding_no_data_is_an_error_not_a_success
+    # runs the real sdxl_train_network.py into this exit (log line, exit 0, no model).
     if summary["images"] == 0 or os.environ.get("STANDIN_NO_OUTPUT"):
         log("No data found. Please verify arguments (train_data_dir must be the parent of folders with images) / "
             "画像がありません。引数指定を確認してください（train_data_dirには画像があるフォルダではなく、画像があるフォルダの親フォルダを指定する必要があります）")
@@ -582,6 +584,8 @@ def train(script: str) -> int:
     log(f"  num batches per epoch / 1epochのバッチ数: {summary['batches']}")
     log(f"  num epochs / epoch数: {num_train_epochs}")
     log(f"  gradient accumulation steps / 勾配を合計するステップ数 = {args.gradient_accumulation_steps}")
+    # Real tier: test_base_trains_the_unet_from_the_checkpoint reads the same line from the real
+    # sdxl_train.py (run.json schedule.total_steps).
     log(f"  total optimization steps / 学習ステップ数: {args.max_train_steps}")
 
     name = args.output_name
@@ -610,6 +614,8 @@ def train(script: str) -> int:
             if global_step >= args.max_train_steps:
                 break
         log(f"steps: {global_step}/{args.max_train_steps}")
+        # Real tier: test_ft_is_interrupted_after_a_saved_state_and_resumes_on_the_same_schedule finds the
+        # real ft-000001.safetensors and ft-000001-state/ (random_states_0.pkl last) under these names.
         if args.save_every_n_epochs and (epoch + 1) % args.save_every_n_epochs == 0 and epoch + 1 < num_train_epochs:
             trainer.save_model(f"{name or 'epoch'}-{epoch + 1:06d}", epoch + 1, global_step)
             if args.save_state:
@@ -624,6 +630,8 @@ def train(script: str) -> int:
         write_truncated(final)
         log("standin: wrote a truncated model and exits 0")
         return 0
+    # Real tier: the final <output_name>.safetensors of every real run is what train verifies and
+    # places; with save_state the real sdxl_train.py also writes <output_name>-state/ at the end.
     trainer.save_model(name or "last", num_train_epochs, global_step)
     if args.save_state or args.save_state_on_train_end:
         trainer.save_state(f"{name or 'last'}-state", num_train_epochs, global_step)

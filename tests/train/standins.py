@@ -29,7 +29,8 @@ standin_lib.main({name!r})
 """
 
 _LAUNCH = '''\
-"""Stand-in for accelerate.commands.launch (simple_launcher): run the script with this Python."""
+"""Stand-in for accelerate.commands.launch (simple_launcher): run the script with this Python.
+Real tier: every run in tests/real goes through the real `python -m accelerate.commands.launch`."""
 import subprocess
 import sys
 

@@ -74,6 +74,31 @@ def test_non_zero_exit_is_one_error_with_command_code_and_tail(tmp_path):
     assert all("\n" not in line for line in error.lines)
 
 
+def test_the_first_line_says_the_scripts_own_error_not_the_launchers(tmp_path):
+    # as accelerate's launcher fails: the script's traceback, then the launcher's own after it
+    log = tmp_path / "log"
+    script = ("import sys\n"
+              "print('Traceback (most recent call last):')\n"
+              "print('  File \"sdxl_train.py\", line 9, in <module>')\n"
+              "print(\"ValueError: invalid literal for int() with base 10: 'abc'\")\n"
+              "print('Traceback (most recent call last):')\n"
+              "print('  File \"accelerate/commands/launch.py\", line 1, in simple_launcher')\n"
+              "print(\"subprocess.CalledProcessError: Command '[...]' returned non-zero exit status 1.\")\n"
+              "sys.exit(1)\n")
+    with pytest.raises(runner.RunFailed) as failure:
+        runner.run([PY, "-c", script, "sdxl_train.py"], log_path=log, echo=False)
+    error = failure.value
+    assert error.cause == "ValueError: invalid literal for int() with base 10: 'abc'"
+    assert error.lines[0].startswith("sdxl_train.py failed (exit code 1): ValueError: invalid literal")
+    assert error.lines[0].endswith(f"; full log: {log}")
+
+
+def test_no_exception_line_leaves_the_first_line_as_it_was(tmp_path):
+    with pytest.raises(runner.RunFailed) as failure:
+        runner.run([PY, "-c", "import sys; print('just a message'); sys.exit(2)"], log_path=tmp_path / "log", echo=False)
+    assert failure.value.cause is None and ": " not in failure.value.lines[0].split(";")[0].split(")")[-1]
+
+
 def test_the_tail_shows_a_progress_bar_as_one_line(tmp_path):
     script = ("import sys, time\n"
               "for i in range(30):\n    sys.stdout.write(f'\\rsteps: {i}/30'); sys.stdout.flush(); time.sleep(0.001)\n"

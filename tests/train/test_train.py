@@ -238,6 +238,7 @@ def test_no_gpu_is_one_clear_line(stages):
     assert done.returncode == 1
     [line] = [l for l in done.stderr.splitlines() if l.startswith("error: ")]
     assert "no CUDA GPU visible" in line and "collect, tag, plan" in line
+    assert "swimlatent smoke RECIPE" in line and "--allow-cpu" in line  # what can be done on this machine
     assert not lab.runs("base")
     # with a GPU (as the stand-in torch says), the GPU name lands in the run record
     done = lab.cli("train", str(lab.recipes / "base.toml"), STANDIN_TORCH_CUDA="12.4",
