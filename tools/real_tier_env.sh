@@ -5,8 +5,10 @@
 #     1. $SWIMLATENT_SD_SCRIPTS                      (a checkout you point at)
 #     2. vendor/sd-scripts                           (the submodule, when initialised)
 #     3. ../shared/third_party/sd-scripts-48d368fa.tar.gz, checked against its SHA256SUMS and
-#        unpacked under build/real/ (never inside a tracked folder; nothing of it is committed)
-#   its Python: build/real/sd-venv, a venv of its own with the CPU torch 2.13.0, sd-scripts'
+#        unpacked outside the repository, under $SWIMLATENT_REAL_CACHE (default ~/.cache/swimlatent):
+#        inside our work tree, sd-scripts' own `git rev-parse HEAD` would find this repository's
+#        commit and stamp it into every model as sd-scripts' (ss_sd_scripts_commit_hash)
+#   its Python: build/real/sd-venv, a venv of its own with the CPU torch 2.13.0 (+cpu), sd-scripts'
 #   requirements.txt (which installs sd-scripts itself, `-e .`, as `make setup` does) and
 #   torchvision 0.28.0 without dependencies (the CUDA build on PyPI; it imports beside the CPU
 #   torch only through swimlatent_wrap/sdscripts/cpu_env/sitecustomize.py). A stamp holding the
@@ -17,7 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REAL=build/real
 PY="${PYTHON:-python3}"
-TORCH="torch==2.13.0"
+# The CPU build by its local version label: pip finds it on these machines (a wheel on disk); where
+# it cannot, the install fails at once instead of pulling a multi-GB CUDA build from PyPI.
+TORCH="${SWIMLATENT_REAL_TORCH:-torch==2.13.0+cpu}"
 TORCHVISION="torchvision==0.28.0"
 PIN="$(sed -n 's/.*"sd_scripts_commit": *"\([0-9a-f]*\)".*/\1/p' swimlatent_wrap/sdscripts/manifest.json)"
 ARCHIVE="${SWIMLATENT_SD_ARCHIVE:-../shared/third_party/sd-scripts-${PIN:0:8}.tar.gz}"
@@ -33,7 +37,9 @@ else
   want="$(awk -v f="$(basename "$ARCHIVE")" '$2 == f || $2 == "*"f {print $1}' "$sums")"
   have="$(sha256sum "$ARCHIVE" | cut -d' ' -f1)"
   [ -n "$want" ] && [ "$want" = "$have" ] || { echo "real tier: $ARCHIVE does not match $sums (sha256 $have)" >&2; exit 1; }
-  dest="$REAL/sd-scripts-${PIN:0:8}"
+  cache="${SWIMLATENT_REAL_CACHE:-${HOME:-/tmp}/.cache/swimlatent}"
+  mkdir -p "$cache"
+  dest="$cache/sd-scripts-${PIN:0:8}"
   if [ "$(cat "$dest/.unpacked" 2>/dev/null)" != "$have" ]; then
     rm -rf "$dest" "$dest.tmp" && mkdir -p "$dest.tmp"
     tar -xzf "$ARCHIVE" -C "$dest.tmp"

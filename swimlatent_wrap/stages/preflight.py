@@ -76,9 +76,18 @@ def gpu_name_without_torch() -> str | None:
 
 
 def sd_scripts_commit(sd_scripts: Path) -> str | None:
-    probe = runner.probe(["git", "-C", str(sd_scripts), "rev-parse", "HEAD"], timeout=20)
-    text = probe.stdout.strip()
-    return text if probe.ok and len(text) == 40 else None
+    """The checkout's own commit; None when ``sd_scripts`` is not the top of a git work tree (an
+    unpacked archive inside another repository would otherwise report that repository's commit)."""
+    probe = runner.probe(["git", "-C", str(sd_scripts), "rev-parse", "--show-toplevel", "HEAD"], timeout=20)
+    lines = probe.stdout.strip().splitlines()
+    if not probe.ok or len(lines) != 2 or len(lines[1]) != 40:
+        return None
+    try:
+        if Path(lines[0]).resolve() != Path(sd_scripts).resolve():
+            return None
+    except OSError:
+        return None
+    return lines[1]
 
 
 def check_sd_scripts(plan: Plan, sd_scripts: Path, result: Preflight) -> None:

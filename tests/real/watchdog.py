@@ -2,6 +2,11 @@
 CLI, accelerate's launcher, the sd-scripts script) and stops the tree past a limit, so a run that
 would push a 24 GB machine into the kernel's OOM killer fails as a test instead.
 
+Two numbers per sample: RSS (all resident pages, as `ps` shows it) and the anonymous part (RSS less
+file-backed pages; Linux: RssAnon + RssShmem). A checkpoint read through mmap is resident as file
+pages the kernel can drop at any time, so only the anonymous part can run a machine out of memory:
+the limit applies to it, and both peaks are reported.
+
 Sampling every half second measures the peak of a run that lasts minutes to within one sample;
 the peak that counts — saving a model — lasts seconds.
 
@@ -29,29 +34,41 @@ PROGRAMS = (("sdxl_merge_lora.py", "sdxl_merge_lora"), ("sdxl_gen_img.py", "sdxl
             ("sdxl_train_network.py", "sdxl_train_network"), ("sdxl_train.py", "sdxl_train"))
 
 
-def tree_rss(root: psutil.Process) -> tuple[int, str | None]:
-    """Resident bytes of ``root`` and every descendant (a process gone meanwhile counts 0), and the
-    sd-scripts program running in the tree, if any."""
-    total, lines = 0, []
+def anonymous_bytes(pid: int, rss: int) -> int:
+    """RssAnon + RssShmem from /proc/<pid>/status; the whole RSS where that cannot be read."""
+    try:
+        fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status") if line.startswith(("RssAnon", "RssShmem")))
+        return sum(int(value.split()[0]) * 1024 for value in fields.values()) if fields else rss
+    except (OSError, ValueError):
+        return rss
+
+
+def tree_rss(root: psutil.Process) -> tuple[int, int, str | None]:
+    """Resident and anonymous bytes of ``root`` and every descendant (a process gone meanwhile
+    counts 0), and the sd-scripts program running in the tree, if any."""
+    total, anonymous, lines = 0, 0, []
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0, None
+        return 0, 0, None
     for process in processes:
         try:
-            total += process.memory_info().rss
+            rss = process.memory_info().rss
+            total += rss
+            anonymous += anonymous_bytes(process.pid, rss)
             lines.append(" ".join(process.cmdline()))
         except psutil.Error:
             pass
     program = next((label for needle, label in PROGRAMS if any(needle in line for line in lines)), None)
-    return total, program
+    return total, anonymous, program
 
 
 @dataclass
 class Phase:
     """One sd-scripts program's share of a watched run."""
 
-    peak: int = 0
+    peak: int = 0  # RSS
+    peak_anonymous: int = 0
     first: float = 0.0
     last: float = 0.0
 
@@ -65,7 +82,8 @@ class Watchdog:
     pid: int
     limit: int  # bytes
     interval: float = 0.5
-    peak: int = 0
+    peak: int = 0  # RSS of the tree
+    peak_anonymous: int = 0  # what the limit applies to
     killed: bool = False
     phases: dict[str, Phase] = field(default_factory=dict)
     _done: threading.Event = field(default_factory=threading.Event)
@@ -82,13 +100,14 @@ class Watchdog:
         except psutil.Error:
             return
         while not self._done.wait(self.interval):
-            rss, program = tree_rss(root)
-            self.peak = max(self.peak, rss)
+            rss, anonymous, program = tree_rss(root)
+            self.peak, self.peak_anonymous = max(self.peak, rss), max(self.peak_anonymous, anonymous)
             if program:
                 now = time.monotonic()
                 phase = self.phases.setdefault(program, Phase(first=now))
                 phase.peak, phase.last = max(phase.peak, rss), now
-            if rss > self.limit and not self.killed:
+                phase.peak_anonymous = max(phase.peak_anonymous, anonymous)
+            if anonymous > self.limit and not self.killed:
                 self.killed = True
                 try:
                     os.killpg(os.getpgid(self.pid), signal.SIGKILL)
@@ -112,7 +131,8 @@ def main() -> int:
     dog = Watchdog(process.pid, int(args.limit_gib * GIB)).start()
     code = process.wait()
     dog.stop()
-    print(f"watchdog: exit {code}, {time.monotonic() - started:.0f} s, peak {dog.peak / GIB:.2f} GiB"
+    print(f"watchdog: exit {code}, {time.monotonic() - started:.0f} s, peak RSS {dog.peak / GIB:.2f} GiB, "
+          f"anonymous {dog.peak_anonymous / GIB:.2f} GiB"
           + (" (killed at the limit)" if dog.killed else ""), file=sys.stderr)
     return code
 

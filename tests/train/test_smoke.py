@@ -42,6 +42,6 @@ def test_smoke_recipes_override_only_size_length_data_and_cpu_needs(stages, tmp_
     assert derived["dataset"] == {"name": "smoke-lora", "source": "folder", "path": str(tmp_path / "data")}
     assert derived["dataset_config"] == {"resolution": 256, "min_bucket_reso": 128, "max_bucket_reso": 512}
     assert derived["args"] == {"max_train_epochs": 1, "save_state": False, "max_data_loader_n_workers": 0,
-                               "persistent_data_loader_workers": False, "disable_mmap_load_safetensors": True}
+                               "persistent_data_loader_workers": False}
     assert derived["sweep"]["ratios"] == [0.0, 1.0] and derived["merge"] == {"precision": "fp16"}
     assert images_per_step(lora) == 1

@@ -294,3 +294,22 @@ def test_a_different_sd_scripts_commit_is_a_warning_with_both_hashes(stages, tmp
     warning = next(l for l in done.stderr.splitlines() if "commit" in l and "warning" in l)
     assert head in warning and "48d368fa557731ad0488c07304dfeba8c07910eb" in warning
     assert lab.record("base")["sd_scripts"]["commit"] == head
+
+
+def test_sd_scripts_inside_another_repository_has_no_commit_of_its_own(stages, tmp_path):
+    """An unpacked archive under some project's work tree: `git rev-parse HEAD` there answers the
+    project's commit, which must not be taken for sd-scripts'."""
+    lab = stages
+    import shutil
+    import subprocess
+
+    project = tmp_path / "project"
+    checkout = project / "build" / "sd-scripts"
+    shutil.copytree(lab.tools["sd"], checkout)
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "the project"], check=True)
+    done = lab.cli("train", str(lab.recipes / "base.toml"), ALLOW, "--sd-scripts", str(checkout))
+    assert done.returncode == 0, done.stderr
+    assert "cannot tell which sd-scripts commit" in done.stderr
+    assert lab.record("base")["sd_scripts"]["commit"] is None
