@@ -260,10 +260,17 @@ def disk_needed(plan: Plan, args, counts: dict[str, int], images: int) -> int:
     save, state = save_bytes(plan, args, counts), state_bytes(plan, args, counts)
     epochs = args.max_train_epochs or 1
     every = args.save_every_n_epochs
-    saves = 1 + (min(args.save_last_n_epochs or math.ceil(epochs / every), math.ceil(epochs / every)) if every else 0)
+    # sd-scripts skips the epoch save of the last epoch (the final save is that one), and rotates
+    # old saves out only after writing a new one: at most keep + 1 epoch saves exist at once.
+    epoch_saves = (epochs - 1) // every if every else 0
+
+    def kept(keep: int | None) -> int:
+        return min((keep + 1) if keep else epoch_saves, epoch_saves)
+
+    saves = 1 + kept(args.save_last_n_epochs)
     states = 0
     if args.save_state or args.save_state_on_train_end:
-        states = 1 + (min(args.save_last_n_epochs_state or math.ceil(epochs / every), math.ceil(epochs / every)) if every else 0)
+        states = (1 + kept(args.save_last_n_epochs_state)) if args.save_state else 1
     latents = images * 300_000 if args.cache_latents_to_disk else 0  # 4×128×128 fp32 at 1024², + npz overhead
     return saves * save + states * state + latents
 
@@ -285,6 +292,54 @@ def check_disk(plan: Plan, args, workdir: Workdir, result: Preflight) -> None:
                                f"and states, {free / GB:.1f} GB free; free some, or lower save_last_n_epochs(_state)")
 
 
+# Python, torch and sd-scripts' modules in the training process and accelerate's launcher.
+CPU_BASELINE_BYTES = 1_500_000_000
+
+
+def cpu_training_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
+    """Host RAM a training run holds while it trains on the CPU, where the model, its gradients and
+    the optimizer state all live in RAM: the trained weights, their gradients (about a tenth with
+    fused_optimizer_groups and no accumulation), the optimizer state, and the frozen parts in the
+    compute dtype. Loading the checkpoint can briefly take more (measured peaks: the README's
+    real-tier table); this is the floor no run can go below."""
+    if plan.recipe.script == "sdxl_train_network":
+        frozen = counts["unet"] * 2 + counts["text_encoders"] * 2 + counts["vae"] * 4
+        return frozen + int(GB) + CPU_BASELINE_BYTES  # the LoRA, its gradients and state: under a GB at dim 32
+    trained = counts["unet"] + (counts["text_encoders"] if getattr(args, "train_text_encoder", False) else 0)
+    weights = trained * weight_bytes(args)
+    groups = getattr(args, "fused_optimizer_groups", None)
+    accumulation = getattr(args, "gradient_accumulation_steps", 1) or 1
+    gradients = weights // groups if groups and accumulation == 1 else weights
+    frozen = (0 if getattr(args, "train_text_encoder", False) else counts["text_encoders"] * 2) + counts["vae"] * 4
+    return state_bytes(plan, args, counts) + gradients + frozen + CPU_BASELINE_BYTES
+
+
+def total_memory() -> int | None:
+    """MemTotal from /proc/meminfo (Linux), in bytes."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_cpu_memory(plan: Plan, args, result: Preflight) -> None:
+    """On a machine without a GPU, refuse a run that cannot fit in this machine's RAM at all (the
+    kernel would kill it minutes in, often while saving)."""
+    model = plan.model_path
+    if not model.is_file():
+        return  # not there yet: the input-model check says so; counted once it is
+    counts = parameter_counts(model)
+    need, total = cpu_training_bytes(plan, args, counts), total_memory()
+    if total is not None and need > total:
+        result.problems.append(f"training this stage on the CPU holds about {need / GB:.1f} GB in RAM (weights, gradients and "
+                               f"optimizer state of {counts['unet'] / 1e9:.2f} G U-Net parameters) and this machine has "
+                               f"{total / GB:.1f} GB; the 24 GB recipes (base-24gb.toml, ft-24gb.toml: Lion8bit with "
+                               f"fused_optimizer_groups) hold about 17 GB")
+
+
 def preflight(plan: Plan, args, *, workdir: Workdir, sd_scripts: Path, caption_extension: str | None,
               allow_cpu: bool) -> Preflight:
     """``args``: the run's effective sd-scripts options (stages.effective)."""
@@ -300,4 +355,6 @@ def preflight(plan: Plan, args, *, workdir: Workdir, sd_scripts: Path, caption_e
     check_input_model(plan, workdir, result)
     check_disk(plan, args, workdir, result)
     check_tokenizers(args, result)
+    if allow_cpu and result.gpu is None:
+        check_cpu_memory(plan, args, result)
     return result

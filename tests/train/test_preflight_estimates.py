@@ -48,3 +48,36 @@ def test_state_of_full_bf16_lion_matches_the_measured_10_gb(tmp_path):
 def test_the_faithful_base_keeps_fp32_weights_and_fp32_lion_state(tmp_path):
     state, _ = estimate(SHIPPED / "base.toml", tmp_path)
     assert state == 2_567_463_684 * 8
+
+
+def test_cpu_ram_floor_refuses_the_faithful_base_on_a_24_gb_machine_and_not_the_variant(tmp_path):
+    from swimlatent_wrap.stages.preflight import cpu_training_bytes
+
+    def floor(recipe_file):
+        plan = make_plan(load_recipe(recipe_file), run_dir=tmp_path / "run", workdir=Workdir(tmp_path / "w"),
+                         sd_scripts=tmp_path / "sd")
+        return cpu_training_bytes(plan, effective_args(plan), dict(SDXL_PARAMETERS))
+
+    assert floor(SHIPPED / "base.toml") > 24 * 2**30  # 3 × 10.3 GB of fp32 weights, gradients and Lion state
+    assert 16e9 < floor(SHIPPED / "base-24gb.toml") < 19e9
+    assert floor(SHIPPED / "lora.toml") < 12e9
+
+
+def test_resuming_the_last_epoch_needs_one_save_and_one_state(tmp_path):
+    """The resume that the old estimate refused: one epoch left, so no epoch save (sd-scripts skips
+    the last epoch's), only the final model and the end-of-training state."""
+    from swimlatent_wrap.stages.preflight import disk_needed
+
+    path = tmp_path / "recipes" / "last.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(f'extends = "{SHIPPED / "ft-24gb.toml"}"\nname = "ft"\n[args]\nmax_train_epochs = 1\n')
+    plan = make_plan(load_recipe(path), run_dir=tmp_path / "run", workdir=Workdir(tmp_path / "w"), sd_scripts=tmp_path / "sd")
+    args = effective_args(plan)
+    counts = dict(SDXL_PARAMETERS)
+    assert disk_needed(plan, args, counts, 0) == save_bytes(plan, args, counts) + state_bytes(plan, args, counts)
+    # the shipped 4 epochs, saving every epoch, keeping 2 models and 1 state: 3 epoch saves kept at
+    # most 3 at once (2 + the new one) plus the final; 2 epoch states + the final state
+    four = make_plan(load_recipe(SHIPPED / "ft-24gb.toml"), run_dir=tmp_path / "r4", workdir=Workdir(tmp_path / "w"),
+                     sd_scripts=tmp_path / "sd")
+    args4 = effective_args(four)
+    assert disk_needed(four, args4, counts, 0) == 4 * save_bytes(four, args4, counts) + 3 * state_bytes(four, args4, counts)
