@@ -14,6 +14,16 @@ schedule — same name, same total, same warmup/decay/cycles — with sd-scripts
 ``get_scheduler_fix``. The restored position then lands on the same curve, so the remaining steps
 see exactly the learning rates they would have seen without the interruption.
 
+With ``fused_optimizer_groups``, sdxl_train.py builds one optimizer and one scheduler per group,
+but registers all but the first with accelerate only *after* it has loaded the state
+(``resume_from_local_or_hf_if_specified`` comes before the ``accelerator.prepare(optimizers[i])``
+loop), so accelerate restores group 0 alone: the other groups would resume with an empty optimizer
+state and their schedule back at step 0 (seen in the real tier: after a resumed step of a 10-group
+run, the first group's weights had moved by the continued rate, the rest by the first step's).
+sd-scripts builds the schedulers in group order through this function, so for group i > 0 it
+loads ``optimizer_<i>.bin`` and ``scheduler_<i>.bin`` from the state folder (``restore_groups_from``)
+itself, as accelerate's load_state would have.
+
 The wrapper copies this file into the run folder (``resume/swimlatent_continued_schedule.py``) and
 puts that folder on the child's PYTHONPATH. Imports happen inside the function: the file can be
 imported anywhere without torch.
@@ -21,9 +31,12 @@ imported anywhere without torch.
 
 from __future__ import annotations
 
+_built = 0  # schedulers built so far in this process: sd-scripts builds them in group order
+
 
 def continued_schedule(optimizer, *, scheduler, total_steps, warmup_steps=0, decay_steps=0, num_cycles=1,
-                       power=1.0, timescale=None, min_lr_ratio=None, optimizer_type="", scheduler_kwargs=None):
+                       power=1.0, timescale=None, min_lr_ratio=None, optimizer_type="", scheduler_kwargs=None,
+                       restore_groups_from=None):
     import argparse
 
     from accelerate.state import PartialState
@@ -43,4 +56,17 @@ def continued_schedule(optimizer, *, scheduler, total_steps, warmup_steps=0, dec
         optimizer_type=optimizer_type,
         gradient_accumulation_steps=1,
     )
-    return train_util.get_scheduler_fix(original, optimizer, PartialState().num_processes)
+    global _built
+    group, _built = _built, _built + 1
+    built = train_util.get_scheduler_fix(original, optimizer, PartialState().num_processes)
+    if restore_groups_from and group > 0:
+        import os
+
+        import torch
+
+        for name, target in ((f"optimizer_{group}.bin", optimizer), (f"scheduler_{group}.bin", built)):
+            path = os.path.join(restore_groups_from, name)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"resume: {path} is missing: the state has fewer optimizer groups than this run")
+            target.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+    return built

@@ -201,7 +201,7 @@ def _finetune(candidates: list[State], args) -> ResumePlan:
 
     files: dict[str, str] = {}
     pythonpath = None
-    schedule_argv = continued_schedule_argv(args, total_steps)
+    schedule_argv = continued_schedule_argv(args, total_steps, state.path)
     if schedule_argv:
         from swimlatent_wrap.stages import continued_schedule
 
@@ -219,14 +219,20 @@ def _finetune(candidates: list[State], args) -> ResumePlan:
                       position={"epochs": done_epochs, "steps": done_steps}, schedule=schedule, notes=notes)
 
 
-def continued_schedule_argv(args, total_steps: int) -> list[str]:
+def continued_schedule_argv(args, total_steps: int, state: Path | None = None) -> list[str]:
     """The options that make a resumed sdxl_train.py use the original learning-rate curve
-    (continued_schedule.py); [] when the rate does not depend on the step count."""
+    (continued_schedule.py), and restore every fused optimizer group from ``state``; [] when the
+    rate does not depend on the step count."""
     optimizer = (args.optimizer_type or "").lower()
+    groups = getattr(args, "fused_optimizer_groups", None)
     if args.lr_scheduler_type:
         raise UserError(f"[args] lr_scheduler_type = {args.lr_scheduler_type!r}: a custom scheduler is built by sd-scripts for "
                         f"the remaining steps only and cannot be continued; start over without --resume")
     if optimizer.endswith("schedulefree") or str(args.lr_scheduler).startswith("adafactor"):
+        if groups:
+            raise UserError("fused_optimizer_groups with a schedule-free optimizer or the adafactor schedule cannot be resumed: "
+                            "sd-scripts restores only the first group's optimizer state (continued_schedule.py says why); "
+                            "start over without --resume")
         return []
     scheduler_args = {
         "scheduler": args.lr_scheduler,
@@ -242,6 +248,8 @@ def continued_schedule_argv(args, total_steps: int) -> list[str]:
     kwargs = _scheduler_kwargs(args.lr_scheduler_args)
     if kwargs:
         scheduler_args["scheduler_kwargs"] = kwargs
+    if groups and state is not None:
+        scheduler_args["restore_groups_from"] = str(state)
     items = [f"{key}={value!r}" for key, value in scheduler_args.items()]
     bad = [item for item in items if item.count("=") != 1]
     if bad:

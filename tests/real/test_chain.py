@@ -97,8 +97,6 @@ def test_base_trains_the_unet_from_the_checkpoint(lab: Lab):
     lab.last_row.note = f"U-Net elements changed: {fraction:.2%} (2 steps, lr 4e-6)"
 
 
-@pytest.mark.skipif(not os.environ.get("SWIMLATENT_REAL_PRECISION"),
-                    reason="opt-in: SWIMLATENT_REAL_PRECISION=1 (one more full fine-tune, ~8 min)")
 def test_full_bf16_at_the_seeds_learning_rate_leaves_most_of_the_unet_in_place(lab: Lab):
     """Why the shipped fine-tunes keep fp32 master weights: the base stage's data, seed and
     schedule with the weights in bf16 (`full_bf16`, what base.toml shipped before) and Lion at
