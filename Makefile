@@ -15,7 +15,7 @@ SD_PYTHON  ?= $(BIN)/python
 help:
 	@echo "make test                 build .venv from nothing and run the default test tier"
 	@echo "make setup                .venv + sd-scripts submodule + its requirements (for training)"
-	@echo "make test-real            the real sd-scripts on CPU: every stage trained for real (about 30 min, 21 GiB)"
+	@echo "make test-real            the real sd-scripts on CPU: every stage trained for real (about 30 min, 20 GiB of RAM, 60 GB of disk)"
 	@echo "make base | ft | lora     run that stage of Swim in Latent (setup included)"
 	@echo "make base-24gb | ft-24gb  the same stage for one 24 GB GPU (8-bit Lion state, fused optimizer groups)"
 	@echo "make plan                 write the sd-scripts launch of every stage under $(WORKDIR)/plans/"
