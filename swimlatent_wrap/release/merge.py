@@ -101,14 +101,10 @@ def merge_host_bytes(base: Path, lora: Path, precision: str, save_precision: str
 
 
 def available_memory() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux), in bytes; None where it cannot be read."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    """MemAvailable, in bytes (None where it cannot be read)."""
+    from swimlatent_wrap.host import meminfo
+
+    return meminfo("MemAvailable")
 
 
 def check_host_memory(recipe, base: Path, lora: Path) -> None:

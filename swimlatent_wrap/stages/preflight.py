@@ -13,6 +13,7 @@ from pathlib import Path
 
 from swimlatent_wrap import runner
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.host import meminfo
 from swimlatent_wrap.sdscripts.manifest import load_manifest
 from swimlatent_wrap.stages import record as records
 from swimlatent_wrap.stages import tokenizers
@@ -314,17 +315,6 @@ def cpu_training_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
     return state_bytes(plan, args, counts) + gradients + frozen + CPU_BASELINE_BYTES
 
 
-def total_memory() -> int | None:
-    """MemTotal from /proc/meminfo (Linux), in bytes."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def check_cpu_memory(plan: Plan, args, result: Preflight) -> None:
     """On a machine without a GPU, refuse a run that cannot fit in this machine's RAM at all (the
     kernel would kill it minutes in, often while saving)."""
@@ -332,7 +322,7 @@ def check_cpu_memory(plan: Plan, args, result: Preflight) -> None:
     if not model.is_file():
         return  # not there yet: the input-model check says so; counted once it is
     counts = parameter_counts(model)
-    need, total = cpu_training_bytes(plan, args, counts), total_memory()
+    need, total = cpu_training_bytes(plan, args, counts), meminfo("MemTotal")
     if total is not None and need > total:
         result.problems.append(f"training this stage on the CPU holds about {need / GB:.1f} GB in RAM (weights, gradients and "
                                f"optimizer state of {counts['unet'] / 1e9:.2f} G U-Net parameters) and this machine has "
