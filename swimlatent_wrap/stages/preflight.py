@@ -17,7 +17,6 @@ from swimlatent_wrap.host import meminfo
 from swimlatent_wrap.sdscripts.manifest import load_manifest
 from swimlatent_wrap.stages import record as records
 from swimlatent_wrap.stages import tokenizers
-from swimlatent_wrap.stages.tokenizers import TOKENIZER_FOLDERS  # noqa: F401  (its home moved; kept importable here)
 from swimlatent_wrap.stages.plan import Plan
 from swimlatent_wrap.stages.verify import NotSafetensors, read_safetensors, tensor_problem
 from swimlatent_wrap.workdir import Workdir

@@ -241,57 +241,21 @@ def write_recipes(lab: Lab) -> None:
     buckets = "resolution = 256\nmin_bucket_reso = 128\nmax_bucket_reso = 512\n"
     lab.recipes.mkdir(parents=True, exist_ok=True)
     (lab.recipes / "sweep-prompt.txt").write_text(CAPTION.format("outdoors") + "\n")
-    (lab.recipes / "base.toml").write_text(f"""\
-extends = "{SHIPPED / 'base-24gb.toml'}"
-name = "base"
-model = "{lab.checkpoint}"
-[dataset]
-name = "real-base"
-source = "folder"
-path = "{lab.data / 'base'}"
-[dataset_config]
-{buckets}[args]
-max_train_epochs = 1            # 2 images, batch 1, no accumulation: 2 optimizer steps
-save_state = false              # disk: the ft stage is the one that saves and resumes a state
-{CPU_ARGS}{launch}[sample]
-every_n_epochs = 0
-""")
-    (lab.recipes / "ft.toml").write_text(f"""\
-extends = "{SHIPPED / 'ft-24gb.toml'}"
-name = "ft"
-[dataset]
-name = "real-ft"
-source = "folder"
-path = "{lab.data / 'ft'}"
-[dataset_config]
-{buckets}[args]
-max_train_epochs = 2            # 1 image: 2 epochs of 1 step; a state is saved after epoch 1
-{CPU_ARGS}{launch}[sample]
-every_n_epochs = 0
-""")
-    (lab.recipes / "lora.toml").write_text(f"""\
-extends = "{SHIPPED / 'lora.toml'}"
-name = "lora"
-[dataset]
-name = "real-lora"
-source = "folder"
-path = "{lab.data / 'lora'}"
-[dataset_config]
-{buckets}[args]
-max_train_epochs = 1            # 2 images: 2 steps
-save_state = false
-{CPU_ARGS}{launch}[sample]
-every_n_epochs = 0
-[sweep]
-ratios = [0.0, 1.0]
-seeds = [7]
-prompts = "sweep-prompt.txt"
-width = 256
-height = 256
-steps = 4
-[merge]
-precision = "fp16"              # the merge runs in host RAM: fp32 would hold a 14 GB model
-""")
+
+    def stage(name: str, shipped: str, top: str, args: str, tail: str = "") -> None:
+        (lab.recipes / f"{name}.toml").write_text(
+            f'extends = "{SHIPPED / shipped}"\nname = "{name}"\n{top}[dataset]\nname = "real-{name}"\nsource = "folder"\n'
+            f'path = "{lab.data / name}"\n[dataset_config]\n{buckets}[args]\n{args}{CPU_ARGS}{launch}[sample]\n'
+            f"every_n_epochs = 0\n{tail}")
+
+    stage("base", "base-24gb.toml", f'model = "{lab.checkpoint}"\n',
+          "max_train_epochs = 1            # 2 images, batch 1, no accumulation: 2 optimizer steps\n"
+          "save_state = false              # disk: the ft stage is the one that saves and resumes a state\n")
+    stage("ft", "ft-24gb.toml", "",
+          "max_train_epochs = 2            # 1 image: 2 epochs of 1 step; a state is saved after epoch 1\n")
+    stage("lora", "lora.toml", "", "max_train_epochs = 1            # 2 images: 2 steps\nsave_state = false\n",
+          '[sweep]\nratios = [0.0, 1.0]\nseeds = [7]\nprompts = "sweep-prompt.txt"\nwidth = 256\nheight = 256\nsteps = 4\n'
+          '[merge]\nprecision = "fp16"              # the merge runs in host RAM: fp32 would hold a 14 GB model\n')
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ logs, the merge recomputed here from the LoRA's tensors, the release hash recomp
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -59,8 +60,7 @@ def assert_fine_tuned(lab: Lab, before: Path, after: Path, step_lrs: list[float]
     a, b = TensorFile.open(before), TensorFile.open(after)
     name = "model.diffusion_model.output_blocks.2.1.transformer_blocks.0.ff.net.0.proj.weight"
     delta = np.abs(b.read(name).astype(np.float64) - a.read(name).astype(np.float64)).ravel()
-    sums = {abs(sum(sign * lr for sign, lr in zip(signs, step_lrs)))
-            for signs in np.ndindex(*(2,) * len(step_lrs)) for signs in [[1 if s else -1 for s in signs]]}
+    sums = {abs(sum(sign * lr for sign, lr in zip(signs, step_lrs))) for signs in itertools.product((1, -1), repeat=len(step_lrs))}
     nearest = np.min(np.abs(delta[:, None] - np.array(sorted(sums))[None, :]), axis=1)
     on_grid = float(np.mean(nearest < 1e-8))  # fp32 rounding at |w| ≈ 0.02 is ~2e-9 per step
     assert on_grid > 0.999, f"{name}: only {on_grid:.3%} of the changes are sums of ±lr {step_lrs} (Lion's steps)"
