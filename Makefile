@@ -13,7 +13,7 @@ SD_PYTHON  ?= $(BIN)/python
 .PHONY: help venv setup test test-real test-contract test-gpu plan validate base ft lora base-24gb ft-24gb bench manifest clean
 
 help:
-	@echo "make test                 build .venv from nothing and run the default test tier"
+	@echo "make test                 build .venv from nothing, type-check (mypy) and run the default test tier"
 	@echo "make setup                .venv + sd-scripts submodule + its requirements (for training)"
 	@echo "make test-real            the real sd-scripts on CPU: every stage trained for real (about 30 min, 20 GiB of RAM, 60 GB of disk)"
 	@echo "make base | ft | lora     run that stage of Swim in Latent (setup included)"
@@ -35,6 +35,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 venv: $(BIN)/.installed
 
 test: venv
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 # The real tier (issue 9): sd-scripts from SWIMLATENT_SD_SCRIPTS, vendor/sd-scripts or the pinned

@@ -57,6 +57,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _caption_flags(parser: argparse.ArgumentParser) -> None:
+    """`tag`'s flags, one per [captions] key, from the table's declarations (name, kind, help, default)."""
+    from swimlatent_wrap.recipe.schema import BOOL, FLOAT, INT, ListOf
+    from swimlatent_wrap.recipe.tables.captions import TABLE
+
+    for field in TABLE.fields:
+        flag = "--" + field.name.replace("_", "-")
+        if field.kind is BOOL:
+            parser.add_argument(flag, action="store_true", help=field.help)
+            continue
+        default = f" (default {field.default})" if field.default not in (None, "", []) else ""
+        if isinstance(field.kind, ListOf):
+            parser.add_argument(flag, metavar='"a, b"', help=f"{field.help}, comma-separated")
+        elif field.kind is FLOAT:
+            parser.add_argument(flag, type=_float, metavar="F", help=field.help + default)
+        elif field.kind is INT:
+            parser.add_argument(flag, type=_positive_int, metavar="N", help=field.help + default)
+        else:
+            parser.add_argument(flag, metavar="M", help=field.help + default)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _global_options(suppress=True)
     parser = argparse.ArgumentParser(
@@ -92,13 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("tag", "caption images with the WD14 tagger (a recipe's dataset, or --images DIR --model M)")
     p.add_argument("recipe", nargs="?", metavar="RECIPE")
     p.add_argument("--images", metavar="DIR", help="caption every image in this folder instead of a recipe's dataset")
-    p.add_argument("--model", metavar="M", help="Hugging Face repo id, or a folder with model.onnx + selected_tags.csv")
-    p.add_argument("--general-threshold", type=_float, metavar="F", help="general tags at or above this probability (default 0.35)")
-    p.add_argument("--character-threshold", type=_float, metavar="F", help="character tags at or above this probability (default 0.85)")
-    p.add_argument("--prefix", metavar='"a, b"', help="tags written first in every caption")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="images per inference batch")
-    p.add_argument("--blacklist", metavar='"a, b"', help="tags never written")
-    p.add_argument("--rating-tag", action="store_true", help="also write the most likely rating tag")
+    _caption_flags(p)
     p.add_argument("--force", action="store_true", help="re-caption images that already have a caption")
 
     p = command("train", "plan, preflight, run the stage's sd-scripts script, verify and place the output")

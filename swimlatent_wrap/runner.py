@@ -30,9 +30,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Mapping, Sequence
+from types import FrameType
+from typing import IO, Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.secrets import REDACTED, is_secret_name, redact, secret_values
 
 # Seconds the child gets to stop after SIGINT, then after SIGTERM, before the next signal.
 INTERRUPT_GRACE_S = 60.0
@@ -41,19 +43,6 @@ TERMINATE_GRACE_S = 15.0
 STRAGGLER_GRACE_S = 10.0
 TAIL_LINES = 20
 
-# Environment variables whose values are secrets wherever they appear (DESIGN.md "Non-negotiables").
-SECRET_ENV = (
-    "DANBOORU_LOGIN",
-    "DANBOORU_API_KEY",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HUGGINGFACE_TOKEN",
-    "WANDB_API_KEY",
-)
-# An option whose name ends with one of these carries a secret value (sd-scripts: --huggingface_token,
-# --wandb_api_key); --max_token_length and --tokenizer_cache_dir do not.
-_SECRET_ENDINGS = ("token", "api_key", "apikey", "password", "secret")
-REDACTED = "***"
 
 
 # The last line of a Python traceback: "ValueError: …", "AssertionError", "library.x.SomeError: …".
@@ -132,22 +121,8 @@ class Probe:
 # Secrets
 
 
-def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
-    """Values to redact: the secret environment variables of ours and of the child's environment."""
-    values = set()
-    for source in (os.environ, env or {}):
-        for name in SECRET_ENV:
-            value = source.get(name)
-            if value and len(value) >= 4:
-                values.add(value)
-    return sorted(values, key=len, reverse=True)
-
-
 def _is_secret_option(text: str) -> bool:
-    if not text.startswith("-"):
-        return False
-    name = text.lstrip("-").split("=", 1)[0].lower().replace("-", "_")
-    return name.endswith(_SECRET_ENDINGS)
+    return text.startswith("-") and is_secret_name(text.lstrip("-").split("=", 1)[0])
 
 
 def redact_argv(argv: Sequence[str], secrets: Iterable[str] = ()) -> list[str]:
@@ -168,15 +143,8 @@ def redact_argv(argv: Sequence[str], secrets: Iterable[str] = ()) -> list[str]:
                 out.append(item)
                 hide_next = True
             continue
-        out.append(redact_text(item, secrets))
+        out.append(redact(item, secrets))
     return out
-
-
-def redact_text(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def format_command(argv: Sequence[str], secrets: Iterable[str] | None = None) -> str:
@@ -215,7 +183,7 @@ def _program_name(argv: Sequence[str]) -> str:
 
 
 class _Pump(threading.Thread):
-    def __init__(self, source: BinaryIO, log: BinaryIO, console: BinaryIO | None, secrets: list[str]) -> None:
+    def __init__(self, source: IO[bytes], log: BinaryIO, console: BinaryIO | None, secrets: list[str]) -> None:
         super().__init__(name="swimlatent-runner-pump", daemon=True)
         self.source = source
         self.log = log
@@ -317,6 +285,10 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
+# What signal.signal() takes and returns (typeshed's private signal._HANDLER).
+_SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
 class _Wake(BaseException):
     """Raised by our signal handler to end a wait (never escapes the runner)."""
 
@@ -331,7 +303,7 @@ class _Signals:
     def __init__(self) -> None:
         self.received: list[signal.Signals] = []
         self.armed = False
-        self.previous: dict[signal.Signals, object] = {}
+        self.previous: dict[signal.Signals, _SignalHandler] = {}
 
     def __enter__(self) -> "_Signals":
         if threading.current_thread() is threading.main_thread():
@@ -341,10 +313,9 @@ class _Signals:
                     self.previous[sig] = signal.signal(sig, self._handler)
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-        return False
 
     def _handler(self, signum, frame) -> None:
         self.received.append(signal.Signals(signum))
@@ -465,6 +436,7 @@ def run(
                 raise UserError(f"cannot start {argv[0]!r}: no such program (command: {command})") from None
             except PermissionError:
                 raise UserError(f"cannot start {argv[0]!r}: not executable (command: {command})") from None
+            assert proc.stdout is not None  # stdout=PIPE
             pump = _Pump(proc.stdout, log, console, secrets)
             try:
                 pump.start()

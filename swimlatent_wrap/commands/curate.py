@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 from swimlatent_wrap import atomic
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.recipe import load_recipe
+from swimlatent_wrap.stages.selection import selection_source
 from swimlatent_wrap.workdir import Workdir
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from swimlatent_wrap.danbooru import curate
 
     recipe = load_recipe(args.recipe)
@@ -16,24 +20,25 @@ def run(args) -> int:
     if dataset.source != "selection":
         raise UserError(f"{recipe.path}: [dataset] source is {dataset.source!r}; curate proposes images for a "
                         "source = \"selection\" dataset (e.g. recipes/swim-in-latent/lora.toml)")
+    from_dataset, selection = selection_source(recipe)
     workdir = Workdir(args.workdir)
-    images = workdir.images_dir(dataset.from_dataset)
-    curate.require_source(images, dataset.from_dataset)
+    images = workdir.images_dir(from_dataset)
+    curate.require_source(images, from_dataset)
     folder = workdir.dataset_dir(dataset.name) / "curate"
-    found, unreadable = curate.candidates(images, workdir.dataset_manifest(dataset.from_dataset), folder / "thumbs")
+    found, unreadable = curate.candidates(images, workdir.dataset_manifest(from_dataset), folder / "thumbs")
     chosen, left_out = curate.propose(found, dataset.select_count, dataset.near_duplicate_bits)
     proposal = curate.selection_text(chosen)
     atomic.write_text(folder / "proposal.txt", proposal)
-    existing = _names(dataset.selection)
+    existing = _names(selection)
     if existing:
         selected = set(existing)
-        kept = f"kept your {dataset.selection} ({len(selected)} images); the new proposal is in {folder / 'proposal.txt'}"
+        kept = f"kept your {selection} ({len(selected)} images); the new proposal is in {folder / 'proposal.txt'}"
     else:
-        atomic.write_text(dataset.selection, proposal)
+        atomic.write_text(selection, proposal)
         selected = {c.name for c in chosen}
-        kept = f"wrote {dataset.selection} ({len(chosen)} images)"
-    page = curate.contact_sheet(found, selected, left_out, title=f"Curate {dataset.name} from {dataset.from_dataset}",
-                                selection_file=dataset.selection, thumbs_href="thumbs")
+        kept = f"wrote {selection} ({len(chosen)} images)"
+    page = curate.contact_sheet(found, selected, left_out, title=f"Curate {dataset.name} from {from_dataset}",
+                                selection_file=selection, thumbs_href="thumbs")
     atomic.write_text(folder / "index.html", page)
     duplicates = sum(1 for reason in left_out.values() if reason.startswith("near-duplicate"))
     print(f"curate: {len(found)} candidates, {duplicates} near-duplicates left out, {len(chosen)} proposed; {kept}")
@@ -43,7 +48,7 @@ def run(args) -> int:
     return 0
 
 
-def _names(selection) -> list[str]:
+def _names(selection: Path) -> list[str]:
     """The names already in the user's selection file ([] when it is absent or holds none)."""
     if not selection.is_file():
         return []

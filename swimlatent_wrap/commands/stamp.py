@@ -7,19 +7,14 @@ from pathlib import Path
 
 
 def run(args) -> int:
-    from swimlatent_wrap.modelspec.spec import parse_assignments, recipe_values, stamp_file
+    from swimlatent_wrap.modelspec.spec import parse_assignments
+    from swimlatent_wrap.recipe import load_recipe
+    from swimlatent_wrap.stages.stamp import stamp_model
 
     assignments = parse_assignments(list(args.assignments or []))
-    recipe, strip_paths = None, True
-    if args.recipe:
-        from swimlatent_wrap.recipe import load_recipe
-
-        loaded = load_recipe(args.recipe)
-        recipe = recipe_values(loaded)
-        strip_paths = bool(loaded.modelspec.strip_paths)
+    recipe = load_recipe(args.recipe) if args.recipe else None
     out = Path(args.out).expanduser().resolve() if args.out else None
-    result = stamp_file(Path(args.model).expanduser(), out=out, recipe=recipe, assignments=assignments,
-                        strip_paths=strip_paths)
+    result = stamp_model(Path(args.model).expanduser(), out=out, recipe=recipe, assignments=assignments)
     if result.recovered:
         print(f"restored the header of {Path(args.model)} that an interrupted stamp had left half-written")
     print(f"stamped {result.path} ({result.how}; header {result.header_bytes} bytes)")

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from swimlatent_wrap import __version__
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.secrets import redact
 
 DEFAULT_ROOT = "https://danbooru.donmai.us"
 MAX_RETRY_AFTER = 900.0  # a Retry-After longer than this is not waited out: the run stops and says so
@@ -159,11 +160,7 @@ class Client:
         return None
 
     def redact(self, text: str) -> str:
-        text = str(text)
-        key = self.credentials.api_key
-        if key:
-            text = text.replace(key, "***")
-        return text
+        return redact(str(text), [self.credentials.api_key or ""])
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(max(0.0, seconds)):

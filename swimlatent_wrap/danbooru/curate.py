@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.images import images_in
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 NEAR_DUPLICATE_BITS = 6  # of 64: average hashes this close are taken as the same picture
 THUMB = 256
 
@@ -63,6 +63,7 @@ def _candidate(path: Path, thumbs: Path, score: int) -> Candidate | None:
 
     from swimlatent_wrap.atomic import atomic_open
 
+    image: Image.Image
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -87,7 +88,7 @@ def candidates(images: Path, manifest: Path, thumbs: Path) -> tuple[list[Candida
 
     scores = _scores(manifest)
     thumbs.mkdir(parents=True, exist_ok=True)
-    paths = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = images_in(images)
     with cf.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         results = list(pool.map(lambda p: _candidate(p, thumbs, scores.get(p.name, 0)), paths))
     found = [c for c in results if c is not None]
@@ -159,5 +160,5 @@ update();
 
 
 def require_source(images: Path, name: str) -> None:
-    if not images.is_dir() or not any(p.suffix.lower() in IMAGE_SUFFIXES for p in images.iterdir()):
+    if not images_in(images):
         raise UserError(f"no images in {images}: collect dataset {name!r} first (swimlatent collect on the recipe that names it)")

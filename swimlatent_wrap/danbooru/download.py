@@ -25,6 +25,7 @@ from urllib.parse import urljoin
 from swimlatent_wrap.danbooru import query as q
 from swimlatent_wrap.danbooru.client import Client, FileGone, TransientError
 from swimlatent_wrap.danbooru.manifest import Manifest, image_name
+from swimlatent_wrap.danbooru.post import created_at, post_tags
 from swimlatent_wrap.danbooru.stream import StreamContext, split_stream
 
 MD5_TRIES = 2  # a wrong md5 is fetched once more, then the post is recorded as failed (for good)
@@ -79,23 +80,6 @@ def rules_for(dan, plan: q.Plan, ratings: str, now: dt.datetime | None = None) -
         required=frozenset(plan.required), excluded=frozenset(plan.excluded))
 
 
-def parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
-def post_tags(post: dict) -> set[str]:
-    tags = set(str(post.get("tag_string") or "").split())
-    for key in ("tag_string_general", "tag_string_character", "tag_string_copyright", "tag_string_artist", "tag_string_meta"):
-        tags.update(str(post.get(key) or "").split())
-    return tags
-
-
 def ineligible(post: dict, rules: Rules) -> str | None:
     """Why a post is not collected (the manifest's skip reason), or None when it is."""
     md5, url = post.get("md5"), post.get("file_url")
@@ -122,7 +106,7 @@ def ineligible(post: dict, rules: Rules) -> str | None:
     if width < rules.min_width or height < rules.min_height or width * height < rules.min_pixels:
         return f"too small: {width}x{height}"
     if rules.cutoff is not None:
-        created = parse_time(post.get("created_at"))
+        created = created_at(post)
         if created is None or created < rules.cutoff:
             return f"older than max_age {rules.max_age}" if created else "no created_at"
     # Last: the one reason that depends on the split, so a post's other reasons read the same from every split.

@@ -46,6 +46,7 @@ _UNITS = (("mo", "months", "month"), ("mi", "min", "minute", "minutes"), ("s", "
 _UNIT_OF = {spelling: group[0] for group in _UNITS for spelling in group}
 _SECONDS = {"mi": 60, "s": 1, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^(\d+)([a-z]+)$")
+MAX_AGE_DAYS = 36525  # 100 years: longer than Danbooru has existed, and any date window or age fits in it
 
 
 def duration_problem(text: str | None) -> str | None:
@@ -60,14 +61,20 @@ def duration_problem(text: str | None) -> str | None:
     if not match or match.group(2) not in _UNIT_OF:
         return (f"{text!r}: use a whole number and one of y, mo, w, d, h, min, s (e.g. \"4y\", \"48mo\", \"30d\"); "
                 "Danbooru reads anything else as seconds")
+    number, unit = int(match.group(1)), _UNIT_OF[match.group(2)]
+    days = number * {"y": 365.25, "mo": 365.25 / 12}.get(unit, _SECONDS.get(unit, 1) / 86400)
+    if number < 1 or days > MAX_AGE_DAYS:
+        return (f"{text!r}: must be at least 1 and at most {MAX_AGE_DAYS // 365} years (Danbooru's oldest posts are from "
+                f"2005); write \"\" for no age limit")
     return None
 
 
 def _parse_duration(text: str) -> tuple[int, str]:
     problem = duration_problem(text)
-    if problem or not text:
+    match = _DURATION.match(str(text).strip().lower())
+    if problem or not match:
         raise ValueError(problem or "empty duration")
-    number, unit = _DURATION.match(str(text).strip().lower()).groups()
+    number, unit = match.groups()
     return int(number), _UNIT_OF[unit]
 
 
@@ -121,6 +128,22 @@ def normalise_ratings(text: str) -> str:
     if not letters:
         raise ValueError("no rating letters")
     return ",".join(letters)
+
+
+EMPTY_ARTISTS = ("no artist tags in it; put one Danbooru artist tag per line (as in a search: underscores, no "
+                 "\"artist:\" prefix), or remove [dataset.danbooru] artists")
+
+
+def artists_problem(path) -> str | None:
+    """What is wrong with an artists file (None when it lists at least one usable artist tag)."""
+    try:
+        names = read_artists(path)
+    except (OSError, UnicodeDecodeError) as error:
+        return f"cannot read it: {error}"
+    for name in names:
+        if name.startswith(("-", "~")) or "*" in name:
+            return f"{name!r} is a search operator, not an artist tag; list artist tags only, one per line"
+    return None if names else EMPTY_ARTISTS
 
 
 def read_artists(path) -> list[str]:
@@ -202,14 +225,19 @@ def base_terms(dan, ratings: str) -> list[str]:
 
 
 class PlanError(ValueError):
-    """The recipe asks for a search no account of its tag_limit can make (message says what to change)."""
+    """The recipe asks for a search no account of its tag_limit can make (message says what to change;
+    ``key`` is the [dataset.danbooru] key to change)."""
+
+    def __init__(self, message: str, key: str = "tag_limit") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def plan(dan, count: int, artists: list[str] | None = None) -> Plan:
     """The searches of each [[dataset.danbooru.splits]] (one "g,s,q,e" group when none) for ``count`` images."""
     order = dan.order or "score"
     if order not in ORDERS:
-        raise PlanError(f"order {order!r}: use one of {', '.join(ORDERS)}")
+        raise PlanError(f"order {order!r}: use one of {', '.join(ORDERS)}", key="order")
     limit = int(dan.tag_limit or 0) or 10**6
     budget = limit - 1 - (1 if artists else 0)  # order: and the artist always go in the query
     if budget < 0:
@@ -218,7 +246,10 @@ def plan(dan, count: int, artists: list[str] | None = None) -> Plan:
     user = [t.strip() for t in (dan.tags or []) if t.strip()]
     free_user = [t for t in user if not is_counted(t)]
     counted_user = [t for t in user if is_counted(t)]
-    in_query, required, excluded, notes = list(free_user), [], [], []
+    in_query = list(free_user)
+    required: list[str] = []
+    excluded: list[str] = []
+    notes: list[str] = []
     for term in counted_user:
         if budget > 0:
             in_query.append(term)
@@ -228,7 +259,7 @@ def plan(dan, count: int, artists: list[str] | None = None) -> Plan:
         else:
             raise PlanError(f"tag {term!r} does not fit tag_limit {dan.tag_limit} (order: counts as one"
                             + (", an artist as another" if artists else "") + ") and cannot be checked locally: "
-                            "use fewer [dataset.danbooru] tags or raise tag_limit if your account allows more (Gold: 6)")
+                            "use fewer [dataset.danbooru] tags or raise tag_limit if your account allows more (Gold: 6)", key="tags")
     if required or excluded:
         notes.append(f"tag_limit {dan.tag_limit}: checked locally instead of in the search: "
                      + " ".join(required + ["-" + t for t in excluded]))
@@ -289,12 +320,8 @@ def age_range(max_age: str | None, today: dt.date | None = None) -> tuple[dt.dat
     """The created dates the age window can hold, a day of slack at each end (time zones)."""
     today = today or dt.datetime.now(dt.timezone.utc).date()
     end = today + dt.timedelta(days=2)
-    if max_age:
-        noon = dt.datetime.combine(today, dt.time(12), dt.timezone.utc)
-        start = age_cutoff(max_age, noon).date() - dt.timedelta(days=1)
-        start = max(start, DANBOORU_START)
-    else:
-        start = DANBOORU_START
+    cutoff = age_cutoff(max_age, dt.datetime.combine(today, dt.time(12), dt.timezone.utc))
+    start = max(cutoff.date() - dt.timedelta(days=1), DANBOORU_START) if cutoff else DANBOORU_START
     return start, end
 
 

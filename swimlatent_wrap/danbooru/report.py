@@ -54,7 +54,9 @@ def summarize(manifest: Path, top: int = 20) -> dict:
     with Manifest(manifest) as store:  # migrates an older manifest; readers of a live one are fine (WAL)
         rows = store.db.execute("SELECT * FROM posts").fetchall()
     done = [r for r in rows if r["status"] == "downloaded"]
-    tags, artists, characters = Counter(), Counter(), Counter()
+    tags: Counter[str] = Counter()
+    artists: Counter[str] = Counter()
+    characters: Counter[str] = Counter()
     for r in done:
         tags.update((r["tags_general"] or "").split())
         artists.update((r["tags_artist"] or "").split())
@@ -165,6 +167,7 @@ def make_thumbs(images: Path, thumbs: Path, entries: list[tuple], limit: int) ->
     from PIL import Image, UnidentifiedImageError
 
     made: dict[str, str] = {}
+    image: Image.Image
     thumbs.mkdir(parents=True, exist_ok=True)
     for file, md5, *_ in entries[:limit]:
         target = thumbs / f"{md5}.jpg"

@@ -26,6 +26,8 @@ from typing import Callable, Iterable, Iterator
 
 from swimlatent_wrap.danbooru import query as q
 from swimlatent_wrap.danbooru.client import Client, TransientError
+from swimlatent_wrap.danbooru.post import created_at
+
 
 @dataclass
 class StreamContext:
@@ -52,21 +54,14 @@ class StreamContext:
 
 
 def order_value(post: dict, name: str) -> int:
-    value = post.get(name)
     try:
-        return int(value)
+        return int(post.get(name, 0))
     except (TypeError, ValueError):
         return 0
 
 
 def sort_key(post: dict, name: str) -> tuple[int, int]:
     return (-order_value(post, name), -int(post.get("id") or 0))
-
-
-def _created(post: dict):
-    from swimlatent_wrap.danbooru.download import parse_time
-
-    return parse_time(post.get("created_at"))
 
 
 def window_stream(ctx: StreamContext, terms: Iterable[str], window: q.Window, seen: set[int],
@@ -113,7 +108,7 @@ def window_stream(ctx: StreamContext, terms: Iterable[str], window: q.Window, se
                     break
                 if post_id in seen:
                     continue
-                if window.tagged and not window.holds(_created(post)):
+                if window.tagged and not window.holds(created_at(post)):
                     ctx.dates_ignored = True
                     ctx.note("the server ignored date: windows; the merged order is still exact (duplicates are dropped)")
                 seen.add(post_id)

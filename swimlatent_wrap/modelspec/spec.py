@@ -1,6 +1,5 @@
 """Stability AI ModelSpec metadata (reference/ecosystem.md §E) for a .safetensors file.
 
-    recipe_values(recipe) -> dict[str, str]          the recipe's [modelspec] table, as strings
     parse_assignments(["key=value", ...]) -> dict    --set values, checked (no paths, no secrets)
     build_metadata(info, ...) -> Stamp               the new __metadata__ and what was dropped
     stamp_file(path, ...) -> StampResult             compute the hash, write the header
@@ -13,6 +12,7 @@ Precedence, lowest first: defaults, the value already in the file (``modelspec.*
 from __future__ import annotations
 
 import datetime
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.modelspec import safetensors_file as st
+from swimlatent_wrap.secrets import looks_like_secret
 
 PREFIX = "modelspec."
 SPEC_VERSION = "1.0.1"
@@ -29,14 +30,17 @@ LORA_PREFIXES = ("lora_unet_", "lora_te")
 REQUIRED = ("sai_model_spec", "architecture", "implementation", "title", "date", "resolution",
             "prediction_type", "hash_sha256")
 THUMBNAIL_MAX = 256
+# Every key of ModelSpec 1.0.1 (and implementation_version, which sd-scripts writes). `--set` takes
+# these; a key of your own is written deliberately as `--set +KEY=VALUE`.
+KNOWN_KEYS = ("sai_model_spec", "architecture", "implementation", "implementation_version", "title", "description",
+              "author", "date", "hash_sha256", "license", "usage_hint", "thumbnail", "tags", "merged_from",
+              "trigger_phrase", "prediction_type", "timestep_range", "encoder_layer", "preprocessor",
+              "is_negative_embedding", "unet_dtype", "vae_dtype", "resolution")
+CUSTOM = "+"
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 # An absolute local path inside a value: "/x", "~/x", "C:\x", "\\server", "file:/..." at the start
 # of the value or after a separator (so "https://host/x" and "1/2" are not paths).
 _ABS_PATH = re.compile(r"""(?:^|[\s"'=,;(\[{])(?:~?/[\w.~-]|[A-Za-z]:[\\/]|\\\\\w)|file:/""", re.IGNORECASE)
-_SECRET = re.compile(
-    r"\bhf_[A-Za-z0-9]{20,}|\bsk-[A-Za-z0-9_-]{20,}|\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_\w{20,}"
-    r"|\bAKIA[0-9A-Z]{16}\b|-----BEGIN [A-Z ]*PRIVATE KEY|\bBearer\s+\S{12,}|://[^/\s:@]+:[^/\s@]+@"
-    r"|(?:api[_-]?key|token|password|passwd|secret)\s*[=:]\s*\S+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -55,23 +59,36 @@ class StampResult:
     recovered: bool = False  # an interrupted in-place stamp's header was put back first
 
 
+def publish_problem(value: str) -> str | None:
+    """Why a value must not go into a published header (None when it may): a secret or a local path."""
+    if looks_like_secret(value):
+        return "the value looks like a secret (a token or password); it would be published in the file's header"
+    if looks_like_path(value):
+        return f"{value!r} holds an absolute local path; it would be published in the file's header"
+    return None
+
+
+def date_problem(value: str) -> str | None:
+    """ModelSpec dates are ISO-8601: a date, or a date and time (as sd-scripts writes them)."""
+    try:
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return f"expected an ISO-8601 date such as 2026-12-02 or 2026-12-02T10:30:00, got {value!r}"
+    return None
+
+
 def looks_like_path(value: str) -> bool:
     if value.startswith("data:"):
         return False  # a data URL's base64 may hold "/9j/..."
     return bool(_ABS_PATH.search(value))
 
 
-def looks_like_secret(value: str) -> bool:
-    from swimlatent_wrap.runner import secret_values
-
-    return bool(_SECRET.search(value)) or any(secret in value for secret in secret_values())
-
-
 def is_lora(info: st.Safetensors) -> bool:
     return any(name.startswith(LORA_PREFIXES) for name in info.tensors)
 
 
-def _resolution(value) -> str:
+def resolution_text(value: object) -> str:
+    """A resolution as ModelSpec writes it, WxH, from sd-scripts' int, [w, h] or "w,h"."""
     if isinstance(value, int):
         return f"{value}x{value}"
     if isinstance(value, (list, tuple)) and len(value) == 2:
@@ -82,33 +99,6 @@ def _resolution(value) -> str:
     return "1024x1024"
 
 
-def recipe_values(recipe) -> dict[str, str]:
-    """The recipe's [modelspec] values that are set, as ModelSpec strings (thumbnail: a data URL)."""
-    table = recipe.modelspec.as_dict() if hasattr(recipe.modelspec, "as_dict") else dict(recipe.modelspec._values)
-    values: dict[str, str] = {}
-    for key, value in table.items():
-        if key in ("strip_paths", "thumbnail") or value in (None, "", []):
-            continue
-        values[key] = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
-    prefix = ", ".join(getattr(recipe.captions, "prefix", None) or [])
-    if prefix:
-        values.setdefault("usage_hint", prefix)
-        values.setdefault("trigger_phrase", prefix)
-    resolution = (recipe.dataset_config or {}).get("resolution")
-    if resolution is not None:
-        values.setdefault("resolution", _resolution(resolution))
-    for key, value in values.items():
-        if looks_like_secret(value):
-            raise UserError(f"recipe [modelspec] {key}: the value looks like a secret (a token or password); "
-                            "it would be published in the file's header")
-        if looks_like_path(value):
-            raise UserError(f"recipe [modelspec] {key}: {value!r} holds an absolute local path; "
-                            "it would be published in the file's header")
-    if table.get("thumbnail"):
-        values["thumbnail"] = thumbnail_data_url(Path(table["thumbnail"]))
-    return values
-
-
 def parse_assignments(assignments: list[str]) -> dict[str, str]:
     """``--set KEY=VALUE`` items as a dict; one UserError listing every bad item."""
     values: dict[str, str] = {}
@@ -116,11 +106,19 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
     for item in assignments:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if key.startswith(PREFIX):
-            key = key[len(PREFIX):]
+        custom = key.startswith(CUSTOM)
+        key = key.removeprefix(CUSTOM).removeprefix(PREFIX)
         if not sep or not _KEY.match(key):
             problems.append(f"--set {item!r}: expected KEY=VALUE with a ModelSpec key such as title=My Model "
                             "(without the \"modelspec.\" prefix)")
+        elif not custom and key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+            problems.append(f"--set {key}: not a ModelSpec key" + (f"; did you mean {close[0]!r}?" if close else "")
+                            + f" (write --set {CUSTOM}{key}=… to add a key of your own as modelspec.{key})")
+        elif custom and key in KNOWN_KEYS:
+            problems.append(f"--set {CUSTOM}{key}: {key} is a ModelSpec key; write --set {key}=… without the {CUSTOM!r}")
+        elif key == "date" and value and (problem := date_problem(value)):
+            problems.append(f"--set date: {problem}")
         elif key == "hash_sha256":
             problems.append("--set hash_sha256: the hash is computed from the file, it cannot be set")
         elif looks_like_secret(value):
@@ -148,6 +146,7 @@ def thumbnail_data_url(path: Path) -> str:
 
     from PIL import Image, UnidentifiedImageError
 
+    image: Image.Image
     try:
         with Image.open(path) as image:
             image = image.convert("RGB")

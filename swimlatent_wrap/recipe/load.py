@@ -6,15 +6,18 @@ set the key (with `extends`, that may be a parent), so the user edits the right 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 from swimlatent_wrap.errors import UserError
-from swimlatent_wrap.recipe.model import ModelRef, Recipe
-from swimlatent_wrap.recipe.schema import REQUIRED, STR, Choice, Field, KindError, PathKind, Section, Table
+from swimlatent_wrap.recipe import rules
+from swimlatent_wrap.recipe.model import ModelRef, Recipe, parse_model_ref
+from swimlatent_wrap.recipe.schema import REQUIRED, STR, Choice, Field, KindError, PathKind, Table
+from swimlatent_wrap.recipe.types import TABLE_TYPES, Captions, Checks, Dataset, Modelspec, Sample, Sweep, TableValues
 from swimlatent_wrap.recipe.tables import WRAPPER_TABLES
 from swimlatent_wrap.sdscripts.manifest import TRAINING_SCRIPTS, load_manifest
 
@@ -43,9 +46,10 @@ class Problem:
     file: str
     key: str
     message: str
+    warning: bool = False  # printed by `validate`, but the recipe loads
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.message}"
+        return f"{self.file}: {self.key}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 class RecipeError(UserError):
@@ -90,14 +94,19 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _blank(cls: type[TableValues]) -> TableValues:
+    """A table that was not a table at all: every value None (already reported; never returned)."""
+    return cls(**{f.name: None for f in dataclasses.fields(cls)})
+
+
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Section):
-        return {k: _jsonable(v) for k, v in value._values.items()}
+    if isinstance(value, TableValues):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
 
@@ -110,8 +119,8 @@ class _Loader:
 
     # -- reporting ------------------------------------------------------------------------------
 
-    def problem(self, file: Path, key: str, message: str) -> None:
-        self.problems.append(Problem(display_path(file), key, message))
+    def problem(self, file: Path, key: str, message: str, warning: bool = False) -> None:
+        self.problems.append(Problem(display_path(file), key, message, warning))
 
     def file_of(self, keypath: KeyPath) -> Path:
         """The recipe file that set ``keypath`` (or the closest enclosing key); else this recipe."""
@@ -162,8 +171,9 @@ class _Loader:
 
     # -- validation ------------------------------------------------------------------------------
 
-    def convert_field(self, field: Field, value: Any, keypath: KeyPath) -> Any:
-        key = ".".join(keypath)
+    def convert_field(self, field: Field, value: Any, keypath: KeyPath, label: str | None = None) -> Any:
+        """``value`` converted and checked; ``label`` names it in messages (with an array index: splits[2].share)."""
+        key = label or ".".join(keypath)
         try:
             converted = field.kind.convert(value)
         except KindError as error:
@@ -185,7 +195,9 @@ class _Loader:
                 return None
         return converted
 
-    def section(self, table: Table, value: Any, keypath: KeyPath, label: str) -> Section | None:
+    def section(self, table: Table, value: Any, keypath: KeyPath, label: str) -> TableValues | None:
+        """The table's typed values (TABLE_TYPES; a value that was refused is None in it), or None
+        when ``value`` is not a table at all."""
         if not isinstance(value, dict):
             self.problem(self.file_of(keypath), label, f"expected a table, got {value!r}")
             return None
@@ -194,14 +206,14 @@ class _Loader:
         for key, item in value.items():
             sub_label = f"{label}.{key}" if label else key
             if key in fields:
-                values[key] = self.convert_field(fields[key], item, keypath + (key,))
+                values[key] = self.convert_field(fields[key], item, keypath + (key,), sub_label)
             elif key in subtables:
                 sub = subtables[key]
                 if sub.array:
                     if not isinstance(item, list) or not all(isinstance(i, dict) for i in item):
                         self.problem(self.file_of(keypath + (key,)), sub_label, f"expected an array of tables ([[{sub_label}]])")
                         continue
-                    values[key] = [self.section(sub, entry, keypath + (key,), f"{sub_label}[{n + 1}]") for n, entry in enumerate(item)]
+                    values[key] = tuple(self.section(sub, entry, keypath + (key,), f"{sub_label}[{n + 1}]") for n, entry in enumerate(item))
                 else:
                     values[key] = self.section(sub, item, keypath + (key,), sub_label)
             else:
@@ -214,11 +226,12 @@ class _Loader:
                                  f"required: {field.help}")
                 values[field.name] = None if field.required else field.default
         for sub in table.subtables:
-            values.setdefault(sub.name, [] if sub.array else None)
+            values.setdefault(sub.name, () if sub.array else None)
         if table.check is not None:
             for key, message in table.check(values):
                 self.problem(self.file_of(keypath + (key,)), f"{label}.{key}" if label else key, message)
-        return Section(values)
+        qualified = ".".join(keypath)
+        return TABLE_TYPES[qualified](**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     def validate(self, data: dict[str, Any], chain: list[Path]) -> Recipe | None:
         known = [f.name for f in TOP_LEVEL.fields] + list(WRAPPER_TABLES) + list(SDSCRIPTS_TABLES)
@@ -244,26 +257,27 @@ class _Loader:
             self.problem(self.leaf, "name", f"must be set in this file: it names this recipe's stage "
                          f"(it would inherit {data['name']!r} from {display_path(self.file_of(('name',)))})")
 
-        tables: dict[str, Section] = {}
+        tables: dict[str, TableValues] = {}
         for name, table in WRAPPER_TABLES.items():
             section = self.section(table, data.get(name, {}), (name,), name)
-            tables[name] = section if section is not None else Section({})
+            tables[name] = section if section is not None else _blank(TABLE_TYPES[name])
 
         model = self.model_ref(top.get("model"), top.get("name"))
         args, dataset_config = self.sdscripts_tables(data, top.get("script"), tables)
-        self.dataset_rules(tables.get("dataset"))
+        self.recipe_rules(top, model, tables)
 
-        if self.problems:
+        if any(not p.warning for p in self.problems):
             return None
         resolved = {
             "name": top["name"], "script": top["script"], "model": top["model"], "description": top["description"],
             **{name: _jsonable(section) for name, section in tables.items()},
             "args": args, "dataset_config": dataset_config,
         }
+        assert model is not None  # a recipe without a usable model was reported above
         return Recipe(
             path=self.leaf, chain=tuple(chain), name=top["name"], script=top["script"], model=model,
-            description=top["description"], tables=tables, args=args, dataset_config=dataset_config,
-            _resolved=_jsonable(resolved),
+            description=top["description"], args=args, dataset_config=dataset_config, _resolved=_jsonable(resolved),
+            **tables,  # type: ignore[arg-type]  # each table's TABLE_TYPES class, by its name
         )
 
     def model_ref(self, text: str | None, own_name: str | None) -> ModelRef | None:
@@ -271,7 +285,7 @@ class _Loader:
             return None
         origin = self.file_of(("model",))
         try:
-            ref = ModelRef.parse(text, origin.parent)
+            ref = parse_model_ref(text, origin.parent)
         except ValueError as error:
             self.problem(origin, "model", str(error))
             return None
@@ -288,7 +302,8 @@ class _Loader:
                     self.problem(origin, "model", f"no recipe named {ref.stage!r} beside this one (have: {have})" + _suggest(ref.stage, names))
         return ref
 
-    def sdscripts_tables(self, data: dict[str, Any], script: str | None, tables: dict[str, Section]) -> tuple[dict, dict]:
+    def sdscripts_tables(self, data: dict[str, Any], script: str | None,
+                         tables: dict[str, TableValues]) -> tuple[dict[str, Any], dict[str, Any]]:
         from swimlatent_wrap.sdscripts import checks
 
         raw_args, raw_dataset = data.get("args", {}), data.get("dataset_config", {})
@@ -298,28 +313,15 @@ class _Loader:
         if not isinstance(raw_args, dict) or not isinstance(raw_dataset, dict) or script is None:
             return {}, {}
         manifest = load_manifest()
-        dataset = tables.get("dataset")
-        finetuning = bool(dataset is not None and getattr(dataset, "metadata_file", None))
+        dataset, captions, allowed = cast(Dataset, tables["dataset"]), cast(Captions, tables["captions"]), cast(Checks, tables["checks"])
+        finetuning = dataset.metadata_file is not None
         args, issues = checks.check_args(manifest, script, raw_args)
         dataset_config, more = checks.check_dataset_config(manifest, raw_dataset, finetuning=finetuning)
         issues += more
-        captions = tables.get("captions")
-        prefix = len(captions.prefix or []) if captions is not None and captions.prefix else 0
-        from_tagger = dataset is not None and getattr(dataset, "source", None) in ("danbooru", "selection")
         issues += checks.check_combination(manifest, script, args, dataset_config, finetuning=finetuning,
-                                           prefix_tags=prefix, caption_files_from_tagger=from_tagger,
-                                           allow_rounded_updates=bool(getattr(tables.get("checks"), "allow_rounded_updates", False)))
-        sample = tables.get("sample")
-        if sample is not None and sample.sampler is not None:
-            choices = [c for c in manifest.script(script).options["sample_sampler"].choices or () if c is not None]
-            if sample.sampler not in choices:
-                issues.append(checks.Issue("sample", "sampler", f"expected one of {', '.join(choices)}, got {sample.sampler!r}"
-                                           + _suggest(sample.sampler, choices)))
-        if sample is not None and sample.prompts is not None:
-            for number, line in enumerate(sample.prompts.read_text(encoding="utf-8").splitlines(), 1):
-                if " --" in line and not line.lstrip().startswith("#"):
-                    issues.append(checks.Issue("sample", "prompts", f"line {number} contains ' --', which sd-scripts reads as the start "
-                                               "of a prompt option; write only the prompt (size, steps and seed come from [sample])"))
+                                           prefix_tags=len(captions.prefix or ()),
+                                           caption_files_from_tagger=dataset.source in ("danbooru", "selection"),
+                                           allow_rounded_updates=bool(allowed.allow_rounded_updates))
         reported: set[tuple[str, str]] = set()
         for issue in issues:
             # one line per key: a value that is already wrong is not also reported as missing
@@ -329,15 +331,28 @@ class _Loader:
             self.problem(self.file_of((issue.table, issue.key)), f"{issue.table}.{issue.key}", issue.message)
         return args, dataset_config
 
-    def dataset_rules(self, dataset: Section | None) -> None:
-        if dataset is None or not dataset._values:
-            return
-        source = dataset.source
-        needs = {"folder": ("path",), "selection": ("from_dataset", "selection"), "danbooru": ("danbooru",)}.get(source, ())
-        for key in needs:
-            if dataset._values.get(key) is None:
-                label = "[dataset.danbooru] table" if key == "danbooru" else f"`{key}`"
-                self.problem(self.file_of(("dataset",)), f"dataset.{key}", f"source = {source!r} needs {label}")
+    def recipe_rules(self, top: dict[str, Any], model: ModelRef | None, tables: dict[str, TableValues]) -> None:
+        """The rules across tables (recipe.rules), each reported once, where its key was set."""
+        script = top.get("script")
+        dataset, sample = cast(Dataset, tables["dataset"]), cast(Sample, tables["sample"])
+        findings = rules.name_findings(top.get("name"))
+        if script is not None:
+            manifest = load_manifest()
+            releases = script == "sdxl_train_network" and model is not None and model.kind == "stage"
+            findings += rules.sample_findings(manifest, script, sample)
+            findings += rules.sweep_findings(manifest, cast(Sweep, tables["sweep"]), sample, releases=releases)
+        if dataset.name is not None:  # None: [dataset] itself is missing or not a table (reported)
+            danbooru_ok = not any(p.key.startswith("dataset.danbooru") for p in self.problems)
+            findings += rules.dataset_findings(dataset, plan_searches=danbooru_ok)
+        findings += rules.thumbnail_findings(cast(Modelspec, tables["modelspec"]))
+        reported = {p.key for p in self.problems}
+        for finding in findings:
+            key = f"{finding.table}.{finding.key}" if finding.table else finding.key
+            if key in reported:
+                continue  # one line per key: a value already refused is not refused again
+            reported.add(key)
+            keypath: KeyPath = (*finding.table.split("."), finding.key) if finding.table else (finding.key,)
+            self.problem(self.file_of(keypath), key, finding.message, finding.warning)
 
 
 def sibling_stage_names(folder: Path) -> set[str]:
@@ -365,8 +380,8 @@ def check_recipe(path: str | Path) -> tuple[Recipe | None, list[Problem]]:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """The resolved, validated recipe; raises RecipeError listing every problem."""
+    """The resolved, validated recipe; raises RecipeError listing every problem (warnings do not count)."""
     recipe, problems = check_recipe(path)
-    if problems or recipe is None:
-        raise RecipeError(problems)
+    if recipe is None:
+        raise RecipeError([p for p in problems if not p.warning])
     return recipe

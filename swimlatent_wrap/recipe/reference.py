@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from swimlatent_wrap.recipe.schema import REQUIRED, Field, PathKind, Table
+from swimlatent_wrap.values import Domain
 
 
 def _default(field: Field) -> str:
@@ -19,7 +20,8 @@ def _default(field: Field) -> str:
 def _table(table: Table, title: str) -> list[str]:
     lines = [f"**{title}** — {table.help}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
     for field in table.fields:
-        kind, meaning = (text.replace("|", "\\|") for text in (field.kind.name, field.help))
+        kind = field.kind.name + (f", {field.check.text()}" if isinstance(field.check, Domain) else "")
+        kind, meaning = (text.replace("|", "\\|") for text in (kind, field.help))
         lines.append(f"| `{field.name}` | {kind} | {_default(field)} | {meaning} |")
     lines.append("")
     for sub in table.subtables:

@@ -7,31 +7,16 @@ float); on a mismatch it raises ``KindError`` with an "expected …, got …" me
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
+
+from swimlatent_wrap.values import describe, not_finite
 
 REQUIRED = object()  # a Field default meaning "must be given"
 
 
 class KindError(ValueError):
     """A value does not fit its declared kind; the message says what was expected and what came."""
-
-
-def describe(value: Any) -> str:
-    """How a TOML value reads in an error message: its TOML type and the value itself."""
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int):
-        return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a float ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"{type(value).__name__} ({value!r})"
 
 
 class Kind:
@@ -65,6 +50,8 @@ class _Float(Kind):
     def convert(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise KindError(f"expected a number, got {describe(value)}")
+        if (problem := not_finite(value)) is not None:
+            raise KindError(problem)
         return float(value)
 
 
@@ -179,21 +166,3 @@ class Table:
 
     def keys(self) -> list[str]:
         return [f.name for f in self.fields] + [t.name for t in self.subtables]
-
-
-@dataclass
-class Section:
-    """A validated wrapper table: attribute access, every declared field present (defaults filled)."""
-
-    _values: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (v.as_dict() if isinstance(v, Section) else [i.as_dict() if isinstance(i, Section) else i for i in v] if isinstance(v, list) else v) for k, v in self._values.items()}

@@ -13,7 +13,6 @@ base rounded to the merged file's dtype, so a save_precision cast alone is not a
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
@@ -24,13 +23,14 @@ from pathlib import Path
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.modelspec import safetensors_file as st
 from swimlatent_wrap.release.lora_targets import module_targets
+from swimlatent_wrap.recipe import Recipe
+from swimlatent_wrap.workdir import MERGE_RUNS, MERGED_STAGE, Workdir, new_run_folder
 
 SCRIPT = "sdxl_merge_lora"
 UNET_PREFIX = "model.diffusion_model."
 TE1_PREFIX = "conditioner.embedders.0.transformer."
 SLICE_ELEMENTS = 4 * 1024 * 1024
 FLOAT_DTYPES = ("F32", "F16", "BF16")
-MERGED_STAGE = "merged"
 
 
 @dataclass
@@ -63,26 +63,20 @@ def lora_name(model_key: str) -> str | None:
     return None
 
 
-def merge_argv(recipe, workdir, sd_scripts: Path, save_to: Path) -> list[str]:
+def merge_argv(recipe: Recipe, workdir: Workdir, sd_scripts: Path, save_to: Path) -> list[str]:
+    from swimlatent_wrap.sdscripts.command import command_argv
     from swimlatent_wrap.sdscripts.manifest import load_manifest
 
-    options = load_manifest().script(SCRIPT).options
-    python = str(getattr(recipe.launch, "python", "") or sys.executable)
-    values = [
-        ("sd_model", str(base_model_path(recipe, workdir))),
-        ("models", str(workdir.model_path(recipe.name))),
-        ("ratios", str(recipe.merge.ratio)),
-        ("save_precision", str(recipe.merge.save_precision)),
-        ("precision", str(recipe.merge.precision)),
-        ("save_to", str(save_to)),
-    ]
-    unknown = [name for name, _ in values if name not in options]
-    if unknown:
-        raise UserError(f"{SCRIPT}.py at the pinned sd-scripts has no option {', '.join('--' + n for n in unknown)}")
-    argv = [python, str(Path(sd_scripts) / "networks" / f"{SCRIPT}.py")]
-    for name, value in values:
-        argv += [f"--{name}", value]
-    return argv
+    python = recipe.launch.python or sys.executable
+    options = {
+        "sd_model": base_model_path(recipe, workdir),
+        "models": [workdir.model_path(recipe.name)],
+        "ratios": [recipe.merge.ratio],
+        "save_precision": recipe.merge.save_precision,
+        "precision": recipe.merge.precision,
+        "save_to": save_to,
+    }
+    return command_argv(load_manifest(), SCRIPT, python=python, sd_scripts=sd_scripts, options=options)
 
 
 PRECISION_BYTES = {"float": 4, "fp16": 2, "bf16": 2}
@@ -120,14 +114,14 @@ def check_host_memory(recipe, base: Path, lora: Path) -> None:
                         f"sd-scripts merges in host memory and would be killed while saving{cheaper}")
 
 
-def base_model_path(recipe, workdir) -> Path:
+def base_model_path(recipe: Recipe, workdir: Workdir) -> Path:
+    """The model the LoRA was trained on: a stage's output, the local file, or the Hub file train fetched."""
     model = recipe.model
     if model.kind == "stage":
         return workdir.model_path(model.stage)
-    if getattr(model, "path", None):
-        return Path(model.path)
-    raise UserError(f"recipe {recipe.name}: model {model.text} is not a local file or stage; "
-                    "fetch it first (swimlatent train does) or use model = \"stage:<name>\"")
+    if model.kind == "hf":
+        return workdir.hub_file(model.repo_id, model.filename)
+    return model.path
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,14 +252,7 @@ def describe_failure(check: MergeCheck, merged_path: Path) -> UserError:
 def run_merge(recipe, workdir, sd_scripts: Path, *, dry_run: bool = False) -> Path | None:
     from swimlatent_wrap import runner
 
-    if float(recipe.merge.ratio) == 0.0:
-        raise UserError(f"recipe {recipe.name}: [merge] ratio is 0, which merges nothing; set it from the sweep grid")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = workdir.stage_runs("merge") / stamp
-    suffix = 1
-    while run_dir.exists():  # two merges in the same second
-        run_dir = workdir.stage_runs("merge") / f"{stamp}-{suffix}"
-        suffix += 1
+    run_dir = new_run_folder(workdir.stage_runs(MERGE_RUNS), create=False)
     save_to = run_dir / "merged.safetensors"
     argv = merge_argv(recipe, workdir, sd_scripts, save_to)
     if dry_run:

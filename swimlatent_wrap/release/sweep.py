@@ -13,10 +13,11 @@ import html
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
+from swimlatent_wrap import prompts
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.recipe import Recipe
+from swimlatent_wrap.sdscripts.command import command_argv
 from swimlatent_wrap.sdscripts.manifest import load_manifest
 
 GEN_SCRIPT = "sdxl_gen_img"
@@ -37,32 +38,24 @@ class Cell:
 
 
 def read_prompts(path: Path) -> list[str]:
-    prompts = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if " --" in line:
-            raise UserError(f"{path}: line {number}: ' --' starts a prompt option in sd-scripts; write only the prompt")
-        prompts.append(line)
-    if not prompts:
-        raise UserError(f"{path}: no prompts (one per line; # comments and blank lines are skipped)")
-    return prompts
+    """The sweep's prompts; the file is read when the sweep runs (it may have changed since `validate`)."""
+    try:
+        return prompts.read_prompts(path)
+    except prompts.PromptFileError as error:
+        raise UserError(f"{path}: {error}") from None
 
 
 def sweep_prompts_file(recipe: Recipe) -> Path:
+    """[sweep] prompts, else [sample] prompts (`validate` refuses a swept recipe that has neither)."""
     path = recipe.sweep.prompts or recipe.sample.prompts
     if path is None:
         raise UserError(f"{recipe.path}: sweep.prompts: no prompts for the sweep; set [sweep] prompts (or [sample] prompts)")
-    return path
+    return Path(path)
 
 
 def cells(recipe: Recipe) -> list[Cell]:
+    """One cell per prompt × seed × ratio ([sweep] ratios and seeds are never empty: `validate`)."""
     sweep = recipe.sweep
-    if not sweep.ratios:
-        raise UserError(f"{recipe.path}: sweep.ratios: list at least one LoRA ratio")
-    if not sweep.seeds:
-        raise UserError(f"{recipe.path}: sweep.seeds: list at least one seed")
     out, index = [], 0
     rows = [(prompt, seed) for prompt in read_prompts(sweep_prompts_file(recipe)) for seed in sweep.seeds]
     for row, (prompt, seed) in enumerate(rows):
@@ -87,33 +80,16 @@ def prompt_file_text(recipe: Recipe, grid: list[Cell]) -> str:
 def gen_argv(recipe: Recipe, *, python: str, sd_scripts: Path, model: Path, lora: Path, prompts: Path, outdir: Path,
              tokenizer_cache: Path) -> list[str]:
     """sdxl_gen_img.py's command line; every option checked against the manifest."""
-    options = load_manifest().script(GEN_SCRIPT).options
-    sampler_choices = [c for c in options["sampler"].choices or () if c is not None]
-    if recipe.sweep.sampler not in sampler_choices:
-        raise UserError(f"{recipe.path}: sweep.sampler: expected one of {', '.join(sampler_choices)}, got {recipe.sweep.sampler!r}")
-    network_module = recipe.args.get("network_module", "networks.lora")
+    manifest = load_manifest()
     precision = recipe.args.get("mixed_precision")
-    pairs: list[tuple[str, Any]] = [
-        ("ckpt", str(model)), ("network_module", [network_module]), ("network_weights", [str(lora)]),
-        ("network_mul", ["1.0"]), ("from_file", str(prompts)), ("outdir", str(outdir)), ("sequential_file_name", True),
-        ("sampler", recipe.sweep.sampler), ("images_per_prompt", "1"), ("batch_size", "1"),
-        ("tokenizer_cache_dir", str(tokenizer_cache)), ("sdpa", True),
-        ("bf16", precision == "bf16"), ("fp16", precision == "fp16"),
-        ("no_half_vae", bool(recipe.args.get("no_half_vae"))),
-    ]
-    argv = [python, str(sd_scripts / "sdxl_gen_img.py")]
-    for name, value in pairs:
-        option = options.get(name)
-        if option is None:
-            raise UserError(f"sd-scripts' sdxl_gen_img.py has no --{name} at the pinned commit")  # a manifest/wrapper mismatch
-        if option.kind == "flag":
-            if value:
-                argv.append(f"--{name}")
-        elif option.kind == "list":
-            argv += [f"--{name}", *value]
-        else:
-            argv += [f"--{name}", value]
-    return argv
+    options = {
+        "ckpt": model, "network_module": [recipe.args.get("network_module", "networks.lora")],
+        "network_weights": [lora], "network_mul": [1.0], "from_file": prompts, "outdir": outdir,
+        "sequential_file_name": True, "sampler": recipe.sweep.sampler, "images_per_prompt": 1, "batch_size": 1,
+        "tokenizer_cache_dir": tokenizer_cache, "sdpa": True,
+        "bf16": precision == "bf16", "fp16": precision == "fp16", "no_half_vae": bool(recipe.args.get("no_half_vae")),
+    }
+    return command_argv(manifest, GEN_SCRIPT, python=python, sd_scripts=sd_scripts, options=options)
 
 
 def collect_images(outdir: Path, grid: list[Cell]) -> None:

@@ -16,11 +16,13 @@ import ast
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from swimlatent_wrap.recipe.schema import describe
+from swimlatent_wrap.sdscripts.domains import DATASET_DOMAINS, OPTION_DOMAINS
 from swimlatent_wrap.sdscripts.manifest import Manifest, Option
 from swimlatent_wrap.sdscripts.values import optimizer_problem, scheduler_problem
+from swimlatent_wrap.secrets import SECRET_OPTIONS
+from swimlatent_wrap.values import Domain, describe, not_finite
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,6 @@ WRAPPER_OWNED = {
     "use_safetensors": "swimlatent (save_model_as = safetensors)",
 }
 
-# Secrets never go into a recipe, a plan or a log (they come from the environment).
-SECRETS = {
-    "huggingface_token": "HF_TOKEN",
-    "wandb_api_key": "WANDB_API_KEY",
-}
-
 # CLI options that sd-scripts only uses as fallbacks for the dataset config (facts §5).
 DATASET_FALLBACK_RENAMES = {"train_batch_size": "batch_size", "dataset_repeats": "num_repeats"}
 
@@ -76,7 +72,7 @@ DEEPSPEED_ONLY = ("zero_stage", "offload_optimizer_device", "offload_optimizer_n
                   "offload_param_nvme_path", "zero3_init_flag", "zero3_save_16bit_model", "fp16_master_weights_and_gradients")
 
 
-def _suggest(name: str, candidates) -> str:
+def _suggest(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -85,6 +81,10 @@ def convert_value(type_name: str, value: Any) -> Any:
     """Return ``value`` as sd-scripts needs it for ``type_name`` (an option's argparse type or a
     dataset-config validator's name from the manifest), or raise ValueError with expected vs got."""
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if numeric and (problem := not_finite(value)):
+        raise ValueError(problem)
+    if isinstance(value, list) and any((problem := not_finite(item)) for item in value):
+        raise ValueError(f"item {next(n for n, item in enumerate(value, 1) if not_finite(item))}: {problem}")
     if type_name == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {describe(value)}")
@@ -164,8 +164,8 @@ def check_args(manifest: Manifest, script: str, args: dict[str, Any]) -> tuple[d
         def bad(message: str) -> None:
             issues.append(Issue("args", key, message))
 
-        if key in SECRETS:
-            bad(f"secrets never go into a recipe (it is written into plans and run records); set {SECRETS[key]} in the environment instead")
+        if key in SECRET_OPTIONS:
+            bad(f"secrets never go into a recipe (it is written into plans and run records); set {SECRET_OPTIONS[key]} in the environment instead")
             continue
         if key in WRAPPER_OWNED:
             bad(f"set by {WRAPPER_OWNED[key]}; remove it from [args]")
@@ -186,6 +186,9 @@ def check_args(manifest: Manifest, script: str, args: dict[str, Any]) -> tuple[d
             converted = _convert_option(option, value)
         except ValueError as error:
             bad(str(error))
+            continue
+        if (problem := _out_of_domain(OPTION_DOMAINS.get(key), converted)) is not None:
+            bad(problem)
             continue
         if key == "optimizer_type" and (problem := optimizer_problem(converted)):
             bad(problem)
@@ -227,10 +230,22 @@ def check_dataset_config(manifest: Manifest, config: dict[str, Any], finetuning:
                 issues.append(Issue("dataset_config", key, "unknown sd-scripts dataset-config key" + _suggest(key, list(general) + ["alpha_mask"])))
             continue
         try:
-            out[key] = convert_value(type_name, value)
+            converted = convert_value(type_name, value)
         except ValueError as error:
             issues.append(Issue("dataset_config", key, str(error)))
+            continue
+        if (problem := _out_of_domain(DATASET_DOMAINS.get(key), converted)) is not None:
+            issues.append(Issue("dataset_config", key, problem))
+            continue
+        out[key] = converted
     return out, issues
+
+
+def _out_of_domain(domain: Domain | None, value: Any) -> str | None:
+    """The domain's message for a number (or each number of a list) outside it; None otherwise."""
+    if domain is None or isinstance(value, (str, bool, dict)):
+        return None
+    return domain(value)
 
 
 # -- updates that round away in low-precision weights -------------------------------------------
@@ -339,6 +354,36 @@ def rounded_update_issues(script: str, args: dict[str, Any], value: Callable[[st
     return issues
 
 
+def _bucket_issues(dataset: dict[str, Any]) -> list[Issue]:
+    """sd-scripts' bucket arithmetic (train_util.adjust_min_max_bucket_reso_by_steps) refused before it asserts."""
+    issues: list[Issue] = []
+    steps = dataset.get("bucket_reso_steps", 64)
+    if steps % 32:
+        issues.append(Issue("dataset_config", "bucket_reso_steps", f"must be divisible by 32 for SDXL (sd-scripts checks at start), got {steps}"))
+        return issues
+    low, high = dataset.get("min_bucket_reso", 256), dataset.get("max_bucket_reso", 1024)
+    if low > high:
+        issues.append(Issue("dataset_config", "min_bucket_reso", f"is larger than max_bucket_reso ({low} > {high})"))
+        return issues
+    resolution = dataset.get("resolution")
+    if resolution is None:
+        issues.append(Issue("dataset_config", "resolution", "must be set: sd-scripts refuses a dataset without a resolution "
+                            "(e.g. resolution = 1024 for SDXL)"))
+        return issues
+    if not dataset.get("enable_bucket"):
+        return issues
+    sides = resolution if isinstance(resolution, list) else [resolution, resolution]
+    # sd-scripts first rounds min down and max up to multiples of bucket_reso_steps, then asserts
+    low_used, high_used = low - low % steps, high + (steps - high % steps) % steps
+    if min(sides) < low_used:
+        issues.append(Issue("dataset_config", "resolution", f"{min(sides)} is below min_bucket_reso ({low_used}): sd-scripts asserts "
+                            "min(resolution) >= min_bucket_reso with enable_bucket; raise resolution or lower min_bucket_reso"))
+    if max(sides) > high_used:
+        issues.append(Issue("dataset_config", "resolution", f"{max(sides)} is above max_bucket_reso ({high_used}): sd-scripts asserts "
+                            "max(resolution) <= max_bucket_reso with enable_bucket; lower resolution or raise max_bucket_reso"))
+    return issues
+
+
 def check_combination(manifest: Manifest, script: str, args: dict[str, Any], dataset: dict[str, Any], *,
                       finetuning: bool, prefix_tags: int, caption_files_from_tagger: bool,
                       allow_rounded_updates: bool = False) -> list[Issue]:
@@ -397,12 +442,12 @@ def check_combination(manifest: Manifest, script: str, args: dict[str, Any], dat
                 issues.append(Issue("dataset_config", key, "cannot be used with cached latents (cache_latents/cache_latents_to_disk): "
                                     "the augmentation would be baked into the cache"))
 
-    steps = dataset.get("bucket_reso_steps", 64)
-    if steps % 32:
-        issues.append(Issue("dataset_config", "bucket_reso_steps", f"must be divisible by 32 for SDXL (sd-scripts checks at start), got {steps}"))
-    low, high = dataset.get("min_bucket_reso", 256), dataset.get("max_bucket_reso", 1024)
-    if low > high:
-        issues.append(Issue("dataset_config", "min_bucket_reso", f"is larger than max_bucket_reso ({low} > {high})"))
+    issues += _bucket_issues(dataset)
+
+    if "max_train_steps" in args and value("max_train_epochs") is not None:
+        issues.append(Issue("args", "max_train_steps", f"is ignored: with max_train_epochs = {value('max_train_epochs')} also set "
+                            "(here or in a recipe this one extends), sd-scripts trains by epochs and overrides max_train_steps; "
+                            "keep one of them (an inherited key cannot be unset: set max_train_epochs instead)"))
 
     extension = dataset.get("caption_extension")
     if caption_files_from_tagger and extension is not None and extension != ".txt":

@@ -47,7 +47,7 @@ class Manifest:
         return self.scripts[name]
 
 
-def parse_manifest(data: dict) -> Manifest:
+def parse_manifest(data: dict[str, Any]) -> Manifest:
     scripts = {}
     for name, entry in data["scripts"].items():
         options = {

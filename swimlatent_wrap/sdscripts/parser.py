@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Callable
 
 from swimlatent_wrap.sdscripts.manifest import Option, load_manifest
 
@@ -26,7 +27,7 @@ def _int_or_float(text: str) -> int | float:
         raise argparse.ArgumentTypeError(f"'{text}' is not an int or float") from None
 
 
-_TYPES = {"int": int, "float": float, "str": str, "Path": Path, "int_or_float": _int_or_float}
+_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "Path": Path, "int_or_float": _int_or_float}
 
 
 def _add(parser: argparse.ArgumentParser, option: Option) -> None:
@@ -37,12 +38,12 @@ def _add(parser: argparse.ArgumentParser, option: Option) -> None:
     if option.kind == "flag":
         parser.add_argument(flag, action="store_true")
         return
-    kwargs: dict = {"type": _TYPES.get(option.type, str), "default": option.default}
+    kwargs: dict[str, Any] = {"type": _TYPES.get(option.type, str), "default": option.default}
     if option.kind == "list":
         kwargs["nargs"] = "*"
     if option.choices is not None:
         # as sd-scripts declares them: None stays a choice (the default), numbers are numbers
-        convert = _TYPES.get(option.type, str) if option.type in ("int", "float") else (lambda c: c)
+        convert: Callable[[Any], Any] = _TYPES.get(option.type, str) if option.type in ("int", "float") else (lambda c: c)
         kwargs["choices"] = [convert(c) if c is not None else None for c in option.choices]
     parser.add_argument(flag, **kwargs)
 

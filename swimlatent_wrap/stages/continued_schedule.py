@@ -31,12 +31,16 @@ imported anywhere without torch.
 
 from __future__ import annotations
 
+from typing import Any
+
 _built = 0  # schedulers built so far in this process: sd-scripts builds them in group order
 
 
-def continued_schedule(optimizer, *, scheduler, total_steps, warmup_steps=0, decay_steps=0, num_cycles=1,
-                       power=1.0, timescale=None, min_lr_ratio=None, optimizer_type="", scheduler_kwargs=None,
-                       restore_groups_from=None):
+def continued_schedule(optimizer: Any, *, scheduler: str, total_steps: int, warmup_steps: float = 0,
+                       decay_steps: float = 0, num_cycles: int = 1, power: float = 1.0, timescale: int | None = None,
+                       min_lr_ratio: float | None = None, optimizer_type: str = "",
+                       scheduler_kwargs: dict[str, Any] | None = None, restore_groups_from: str | None = None) -> Any:
+    """The scheduler for ``optimizer`` (torch objects, so Any: this file imports torch only inside)."""
     import argparse
 
     from accelerate.state import PartialState

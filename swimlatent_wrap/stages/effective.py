@@ -11,8 +11,12 @@ from typing import Any, Sequence
 from swimlatent_wrap.sdscripts.parser import build_parser
 from swimlatent_wrap.stages.plan import Plan
 
+# sd-scripts' own options, as its parser gives them to the script: an argparse Namespace, because
+# sd-scripts' functions take one. The stages that read them (preflight, resume, train) name this type.
+EffectiveArgs = argparse.Namespace
 
-def effective_args(plan: Plan, extra_argv: Sequence[str] = ()) -> argparse.Namespace:
+
+def effective_args(plan: Plan, extra_argv: Sequence[str] = ()) -> EffectiveArgs:
     config = tomllib.loads(plan.files["args.toml"])
     flat: dict[str, Any] = {}
     for key, value in config.items():
@@ -38,5 +42,7 @@ def caption_extension(plan: Plan) -> str | None:
                 return None
             for level in (subset, dataset, general):
                 if "caption_extension" in level:
-                    return level["caption_extension"]
-    return general.get("caption_extension", ".caption")
+                    extension: str = level["caption_extension"]
+                    return extension
+    default: str = general.get("caption_extension", ".caption")
+    return default

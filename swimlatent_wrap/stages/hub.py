@@ -14,6 +14,8 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
 
 from swimlatent_wrap import atomic
 from swimlatent_wrap.errors import UserError
@@ -33,7 +35,8 @@ def verified_sha256(path: Path) -> str | None:
         return None
     if not path.is_file() or data.get("identity") != file_identity(path):
         return None
-    return data.get("sha256")
+    sha256: str | None = data.get("sha256")
+    return sha256
 
 
 def _remember(path: Path, repo_id: str, filename: str, sha256: str) -> None:
@@ -53,7 +56,17 @@ class HubUnreachable(UserError):
     """The Hub could not be asked about a file (offline, no network, refused)."""
 
 
-def _import_hub():
+class RemoteFile(Protocol):
+    """What the Hub says about a file (huggingface_hub's ``RepoFile``, as far as it is read here)."""
+
+    path: str
+    size: int
+    blob_id: str  # the git blob id
+    lfs: Any  # None for a small non-LFS file, else its LFS record with ``.sha256``
+
+
+def _import_hub() -> ModuleType:
+    """huggingface_hub, an optional dependency imported when needed (as a module: what it answers is Any here)."""
     try:
         import huggingface_hub
     except ImportError:
@@ -61,7 +74,7 @@ def _import_hub():
     return huggingface_hub
 
 
-def remote_file(repo_id: str, filename: str):
+def remote_file(repo_id: str, filename: str) -> RemoteFile:
     """The Hub's record of the file (size, sha256 of its LFS object or git blob id); quick, no download."""
     ref = f"hf:{repo_id}/{filename}"
     hub = _import_hub()
@@ -73,13 +86,14 @@ def remote_file(repo_id: str, filename: str):
                                  f"accept its terms on huggingface.co and set HF_TOKEN") from None
         detail = str(error).splitlines()[0] if str(error) else "no detail"
         raise HubUnreachable(f"{ref}: cannot reach the Hugging Face Hub ({type(error).__name__}: {detail})") from None
-    info = next((i for i in infos if getattr(i, "path", None) == filename and hasattr(i, "blob_id")), None)
+    info: RemoteFile | None = next((i for i in infos if getattr(i, "path", None) == filename and hasattr(i, "blob_id")), None)
     if info is None:
         raise UserError(f"{ref}: no file {filename!r} in the Hub repo {repo_id}")
     return info
 
 
-def ensure_hub_file(workdir: Workdir, repo_id: str, filename: str, remote=None, asked: bool = False) -> tuple[Path, str | None]:
+def ensure_hub_file(workdir: Workdir, repo_id: str, filename: str, remote: RemoteFile | None = None,
+                    asked: bool = False) -> tuple[Path, str | None]:
     """(local path, sha256 or None when it could not be checked) for a Hub file, fetching it if needed.
 
     ``remote``: what remote_file() answered; ``asked``: the caller already asked and the Hub did not

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from swimlatent_wrap import atomic
+from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.recipe import Recipe
 from swimlatent_wrap.sdscripts import toml_writer
-from swimlatent_wrap.sdscripts.launch import accelerate_argv, script_argv
+from swimlatent_wrap.sdscripts.launch import accelerate_argv, training_argv
 from swimlatent_wrap.sdscripts.manifest import load_manifest
 from swimlatent_wrap.workdir import Workdir
 
@@ -61,6 +62,8 @@ def model_path(recipe: Recipe, workdir: Workdir) -> Path:
 
 def image_dir(recipe: Recipe, workdir: Workdir) -> Path:
     if recipe.dataset.source == "folder":
+        if recipe.dataset.path is None:  # `validate` refuses this; said again for a caller that did not validate
+            raise UserError(f"{recipe.path}: [dataset] source = \"folder\" needs `path`")
         return recipe.dataset.path
     # danbooru: collected there; selection: `curate` links the selected images there.
     return workdir.images_dir(recipe.dataset.name)
@@ -69,7 +72,7 @@ def image_dir(recipe: Recipe, workdir: Workdir) -> Path:
 def dataset_document(recipe: Recipe, images: Path) -> dict[str, Any]:
     finetuning = recipe.dataset.metadata_file is not None
     general = dict(recipe.dataset_config)
-    prefix = recipe.captions.prefix or []
+    prefix = recipe.captions.prefix
     if prefix and "keep_tokens" not in general:
         general["keep_tokens"] = len(prefix)  # the prefix stays at the head when captions are shuffled
     if not finetuning:
@@ -140,15 +143,13 @@ def args_document(recipe: Recipe, *, run_dir: Path, workdir: Workdir, model: Pat
 def make_plan(recipe: Recipe, *, run_dir: Path, workdir: Workdir, sd_scripts: Path, resume: Path | None = None) -> Plan:
     """Everything a run of ``recipe`` in ``run_dir`` needs; writes nothing."""
     run_dir = run_dir.resolve()
-    manifest = load_manifest()
-    script = manifest.script(recipe.script)
     model = model_path(recipe, workdir)
     images = image_dir(recipe, workdir)
     prompts = prompts_text(recipe)
     args = args_document(recipe, run_dir=run_dir, workdir=workdir, model=model, resume=resume, has_prompts=prompts is not None)
     precision = args["mixed_precision"]
     python = recipe.launch.python or sys.executable
-    tail = script_argv(sd_scripts.resolve(), script.file, run_dir / "args.toml", precision)
+    tail = training_argv(load_manifest(), recipe.script, sd_scripts.resolve(), run_dir / "args.toml", precision)
     argv = accelerate_argv(python, recipe.launch, precision) + tail
     files = {
         "argv.json": json.dumps(argv, indent=1, ensure_ascii=False) + "\n",

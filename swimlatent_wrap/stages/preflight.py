@@ -5,21 +5,28 @@ model, free disk. Every problem is collected and reported at once, one line each
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swimlatent_wrap import runner
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.host import meminfo
+from swimlatent_wrap.images import images_in
+from swimlatent_wrap.modelspec.safetensors_file import NotSafetensors, read_safetensors
+from swimlatent_wrap.recipe import HubRef
 from swimlatent_wrap.sdscripts.manifest import load_manifest
-from swimlatent_wrap.stages import record as records
 from swimlatent_wrap.stages import tokenizers
+from swimlatent_wrap.stages.effective import EffectiveArgs
 from swimlatent_wrap.stages.plan import Plan
-from swimlatent_wrap.stages.verify import NotSafetensors, read_safetensors, tensor_problem
+from swimlatent_wrap.stages.verify import tensor_problem
 from swimlatent_wrap.workdir import Workdir
+
+if TYPE_CHECKING:
+    from swimlatent_wrap.stages.hub import RemoteFile
 
 # Printed by the sd-scripts Python: whether torch sees CUDA, and the devices' names.
 CUDA_PROBE = (
@@ -41,7 +48,7 @@ class Preflight:
     gpu: str | None = None
     torch: str | None = None
     sd_scripts_commit: str | None = None
-    hub_remote: object | None = None  # hf: refs not yet verified locally: the Hub's answer about the file
+    hub_remote: RemoteFile | None = None  # hf: refs not yet verified locally: the Hub's answer about the file
     tokenizers_to_fetch: Path | None = None  # an incomplete tokenizer cache that train fills from the Hub
 
     def fail_if_any(self) -> None:
@@ -109,7 +116,7 @@ def check_sd_scripts(plan: Plan, sd_scripts: Path, result: Preflight) -> None:
 
 def check_dataset(plan: Plan, caption_extension: str | None, result: Preflight) -> None:
     folder = plan.image_dir
-    images = records.images_in(folder)
+    images = images_in(folder)
     run_hint = f"`swimlatent run {plan.recipe.path}` prepares it (collect or select, then tag)"
     if not folder.is_dir():
         result.problems.append(f"dataset {plan.recipe.dataset.name!r}: no folder {folder}; {run_hint}")
@@ -138,7 +145,7 @@ def _has_caption(image: Path, extension: str) -> bool:
 def check_input_model(plan: Plan, workdir: Workdir, result: Preflight) -> None:
     ref = plan.recipe.model
     if ref.kind == "hf":
-        check_hub_model(plan, workdir, result)
+        check_hub_model(ref, workdir, result)
         return
     path = plan.model_path
     if ref.kind == "stage" and not path.is_file():
@@ -160,13 +167,12 @@ def check_input_model(plan: Plan, workdir: Workdir, result: Preflight) -> None:
         result.problems.append(f"model = {ref.text}: {path}: {problem}")
 
 
-def check_hub_model(plan: Plan, workdir: Workdir, result: Preflight) -> None:
+def check_hub_model(ref: HubRef, workdir: Workdir, result: Preflight) -> None:
     """A Hub file already fetched and verified needs nothing; else ask the Hub (quick) now, so that
     being offline is reported before anything slow, and the download's size counts in the disk check.
     The download itself comes after all checks pass."""
     from swimlatent_wrap.stages import hub
 
-    ref = plan.recipe.model
     target = workdir.hub_file(ref.repo_id, ref.filename)
     if hub.verified_sha256(target):
         return
@@ -182,21 +188,24 @@ def check_hub_model(plan: Plan, workdir: Workdir, result: Preflight) -> None:
         result.problems.append(f"model = {ref.text}: {error.lines[0]}")
 
 
-def check_tokenizers(args, result: Preflight) -> None:
+def check_tokenizers(args: EffectiveArgs, result: Preflight) -> None:
     """sd-scripts' --tokenizer_cache_dir (facts §6) must hold both CLIP tokenizers: else sd-scripts
     downloads them from the Hub mid-start, which stalls offline, so train refuses to start instead."""
     cache = getattr(args, "tokenizer_cache_dir", None)
-    gaps = tokenizers.missing(Path(cache)) if cache else []
+    if not cache:
+        return
+    folder = Path(cache)
+    gaps = tokenizers.missing(folder)
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")  # huggingface_hub's reading
     if gaps and not offline:
         # online: train fetches them itself once the checks pass, as it fetches an hf: model
-        result.tokenizers_to_fetch = Path(cache)
+        result.tokenizers_to_fetch = folder
         result.warnings.append(f"the CLIP tokenizers are not in {cache} yet; fetching them from the Hugging Face Hub "
-                               f"once (offline: {tokenizers.fill_hint(Path(cache))})")
+                               f"once (offline: {tokenizers.fill_hint(folder)})")
     elif gaps:
         result.problems.append(f"tokenizer cache {cache} is incomplete ({'; '.join(gaps)}): sd-scripts would stop to download "
                                f"the CLIP tokenizers from the Hugging Face Hub (and hang offline); fill it once with "
-                               f"{tokenizers.fill_hint(Path(cache))}")
+                               f"{tokenizers.fill_hint(folder)}")
 
 
 SDXL_UNET_PARAMETERS = 2_567_463_684  # model.diffusion_model.* of SDXL 1.0 (counted in its header)
@@ -227,11 +236,11 @@ def parameter_counts(model: Path) -> dict[str, int]:
     return counts if counts["unet"] else dict(SDXL_PARAMETERS)
 
 
-def weight_bytes(args) -> int:
+def weight_bytes(args: EffectiveArgs) -> int:
     return 2 if getattr(args, "full_bf16", False) or getattr(args, "full_fp16", False) else 4
 
 
-def state_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
+def state_bytes(plan: Plan, args: EffectiveArgs, counts: dict[str, int]) -> int:
     """One accelerate training state as sd-scripts saves it: the trained weights in their training
     dtype, plus the optimizer's state (measured: 12.9 GB for the SDXL U-Net, fp32 + Lion8bit)."""
     if plan.recipe.script == "sdxl_train_network":
@@ -244,7 +253,7 @@ def state_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
     return int(trained * (weight_bytes(args) + per_parameter))
 
 
-def save_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
+def save_bytes(plan: Plan, args: EffectiveArgs, counts: dict[str, int]) -> int:
     """One saved model: every tensor in save_precision, or (unset) in its training dtype: the
     U-Net in the weights' dtype, the frozen text encoders in the bf16/fp16 compute dtype, the VAE in fp32."""
     if plan.recipe.script == "sdxl_train_network":
@@ -255,7 +264,7 @@ def save_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
     return counts["unet"] * weight_bytes(args) + counts["text_encoders"] * 2 + counts["vae"] * 4
 
 
-def disk_needed(plan: Plan, args, counts: dict[str, int], images: int) -> int:
+def disk_needed(plan: Plan, args: EffectiveArgs, counts: dict[str, int], images: int) -> int:
     """What the run writes at most: the model saves kept, the training states kept, cached latents."""
     save, state = save_bytes(plan, args, counts), state_bytes(plan, args, counts)
     epochs = args.max_train_epochs or 1
@@ -275,12 +284,12 @@ def disk_needed(plan: Plan, args, counts: dict[str, int], images: int) -> int:
     return saves * save + states * state + latents
 
 
-def check_disk(plan: Plan, args, workdir: Workdir, result: Preflight) -> None:
+def check_disk(plan: Plan, args: EffectiveArgs, workdir: Workdir, result: Preflight) -> None:
     model = plan.model_path
     present = model.is_file()
     remote_size = getattr(result.hub_remote, "size", None)
     counts = parameter_counts(model) if present else dict(SDXL_PARAMETERS)
-    need = disk_needed(plan, args, counts, len(records.images_in(plan.image_dir)))
+    need = disk_needed(plan, args, counts, len(images_in(plan.image_dir)))
     if plan.recipe.model.kind == "hf" and remote_size and not (present and model.stat().st_size == remote_size):
         need += remote_size  # still to download
     where = workdir.root
@@ -296,7 +305,7 @@ def check_disk(plan: Plan, args, workdir: Workdir, result: Preflight) -> None:
 CPU_BASELINE_BYTES = 1_500_000_000
 
 
-def cpu_training_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
+def cpu_training_bytes(plan: Plan, args: EffectiveArgs, counts: dict[str, int]) -> int:
     """Host RAM a training run holds while it trains on the CPU, where the model, its gradients and
     the optimizer state all live in RAM: the trained weights, their gradients (about a tenth with
     fused_optimizer_groups and no accumulation), the optimizer state, and the frozen parts in the
@@ -314,7 +323,7 @@ def cpu_training_bytes(plan: Plan, args, counts: dict[str, int]) -> int:
     return state_bytes(plan, args, counts) + gradients + frozen + CPU_BASELINE_BYTES
 
 
-def check_cpu_memory(plan: Plan, args, result: Preflight) -> None:
+def check_cpu_memory(plan: Plan, args: EffectiveArgs, result: Preflight) -> None:
     """On a machine without a GPU, refuse a run that cannot fit in this machine's RAM at all (the
     kernel would kill it minutes in, often while saving)."""
     model = plan.model_path
@@ -329,7 +338,7 @@ def check_cpu_memory(plan: Plan, args, result: Preflight) -> None:
                                f"fused_optimizer_groups) hold about 17 GB")
 
 
-def preflight(plan: Plan, args, *, workdir: Workdir, sd_scripts: Path, caption_extension: str | None,
+def preflight(plan: Plan, args: EffectiveArgs, *, workdir: Workdir, sd_scripts: Path, caption_extension: str | None,
               allow_cpu: bool) -> Preflight:
     """``args``: the run's effective sd-scripts options (stages.effective)."""
     result = Preflight()

@@ -11,18 +11,17 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
 from swimlatent_wrap import atomic
+from swimlatent_wrap.images import images_in
+from swimlatent_wrap.secrets import REDACTED, is_secret_name
 from swimlatent_wrap.stages.verify import file_identity
-from swimlatent_wrap.workdir import Workdir
+from swimlatent_wrap.workdir import Workdir, new_run_folder
 
 RECORD = "run.json"
 FORMAT = 1
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-_SECRET_KEY = re.compile(r"(token|api_key|apikey|password|secret)$", re.IGNORECASE)  # not max_token_length
 
 
 def now() -> str:
@@ -31,15 +30,7 @@ def now() -> str:
 
 def new_run_dir(workdir: Workdir, stage: str, *, create: bool = True) -> Path:
     """`runs/<stage>/<YYYYmmdd-HHMMSS>` (with -1, -2 … when taken); names sort by start time."""
-    root = workdir.stage_runs(stage)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / stamp, 0
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{stamp}-{n}"
-    if create:
-        candidate.mkdir(parents=True)
-    return candidate
+    return new_run_folder(workdir.stage_runs(stage), create=create)
 
 
 def run_dirs(workdir: Workdir, stage: str) -> list[Path]:
@@ -50,7 +41,7 @@ def run_dirs(workdir: Workdir, stage: str) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and (p / RECORD).is_file()), key=lambda p: _sort_key(p.name))
 
 
-def _sort_key(name: str) -> tuple:
+def _sort_key(name: str) -> tuple[str, str, int]:
     # "20260101-120000" then "20260101-120000-1", "-2", … "-10" (numeric, not text, order)
     parts = name.split("-")
     return (parts[0], parts[1] if len(parts) > 1 else "", int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0)
@@ -58,9 +49,10 @@ def _sort_key(name: str) -> tuple:
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir / RECORD).read_text(encoding="utf-8"))
+        record: dict[str, Any] = json.loads((run_dir / RECORD).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+    return record
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -71,7 +63,7 @@ def without_secrets(value: Any) -> Any:
     """A copy with the values of secret-looking keys replaced (a recipe may carry an sd-scripts
     option such as huggingface_token; it never reaches a record)."""
     if isinstance(value, dict):
-        return {k: ("***" if _SECRET_KEY.search(str(k)) and v not in (None, "", False) else without_secrets(v)) for k, v in value.items()}
+        return {k: (REDACTED if is_secret_name(str(k)) and v not in (None, "", False) else without_secrets(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [without_secrets(v) for v in value]
     return value
@@ -79,12 +71,6 @@ def without_secrets(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------
 # Dataset identity
-
-
-def images_in(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def dataset_digest(folder: Path, caption_extension: str | None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.stages import record as records
+from swimlatent_wrap.stages.effective import EffectiveArgs
 from swimlatent_wrap.workdir import Workdir
 
 # accelerate's save_state writes model weights, optimizer, scheduler, sampler, then the RNG states
@@ -58,7 +59,7 @@ class ResumePlan:
     notes: list[str]
 
 
-def _state_pattern(name: str) -> re.Pattern:
+def _state_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(name)}(?:-(?P<epoch>\d{{6}})|-step(?P<step>\d{{8}}))?-state$")
 
 
@@ -105,7 +106,7 @@ def _scheduler_kwargs(items: list[str] | None) -> dict[str, Any]:
     return kwargs
 
 
-def plan_resume(*, workdir: Workdir, stage: str, script: str, output_name: str, args) -> ResumePlan:
+def plan_resume(*, workdir: Workdir, stage: str, script: str, output_name: str, args: EffectiveArgs) -> ResumePlan:
     """``args``: the effective sd-scripts options of the new run (stages.effective)."""
     candidates: list[State] = []
     for run_dir, record in records.records(workdir, stage):
@@ -129,7 +130,7 @@ def _finish_check(candidates: list[State]) -> None:
                         f"nothing to resume — run without --resume to train again")
 
 
-def _network(candidates: list[State], args) -> ResumePlan:
+def _network(candidates: list[State], args: EffectiveArgs) -> ResumePlan:
     import json
 
     _finish_check(candidates)
@@ -153,7 +154,7 @@ def _network(candidates: list[State], args) -> ResumePlan:
                       notes=[f"resuming from {best.path} ({best_steps} steps done); sd-scripts skips the finished epochs"])
 
 
-def _finetune(candidates: list[State], args) -> ResumePlan:
+def _finetune(candidates: list[State], args: EffectiveArgs) -> ResumePlan:
     _finish_check(candidates)
     by_epochs = args.max_train_epochs is not None
     unit = "epoch" if by_epochs else "step"
@@ -219,7 +220,7 @@ def _finetune(candidates: list[State], args) -> ResumePlan:
                       position={"epochs": done_epochs, "steps": done_steps}, schedule=schedule, notes=notes)
 
 
-def continued_schedule_argv(args, total_steps: int, state: Path | None = None) -> list[str]:
+def continued_schedule_argv(args: EffectiveArgs, total_steps: int, state: Path | None = None) -> list[str]:
     """The options that make a resumed sdxl_train.py use the original learning-rate curve
     (continued_schedule.py), and restore every fused optimizer group from ``state``; [] when the
     rate does not depend on the step count."""

@@ -12,25 +12,10 @@ import shutil
 from pathlib import Path
 
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.images import CAPTION_SUFFIX, caption_of, is_image
 from swimlatent_wrap.recipe import Recipe
+from swimlatent_wrap.selection_file import read_selection
 from swimlatent_wrap.workdir import Workdir
-
-
-def read_selection(path: Path) -> list[str]:
-    """File names, one per line; blank lines and `#` comments skipped."""
-    if not path.is_file():
-        raise UserError(f"{path}: selection file not found; write it with `swimlatent curate` or by hand (one image file name per line)")
-    names = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "/" in line or line in (".", ".."):
-            raise UserError(f"{path}: line {number}: expected a file name from the source dataset's images folder, got {line!r}")
-        names.append(line)
-    if not names:
-        raise UserError(f"{path}: the selection is empty; list the images to train on, one file name per line")
-    return names
 
 
 def _link(source: Path, target: Path) -> None:
@@ -47,18 +32,30 @@ def _link(source: Path, target: Path) -> None:
     os.replace(temp, target)
 
 
+def selection_source(recipe: Recipe) -> tuple[str, Path]:
+    """(from_dataset, selection file) of a source = "selection" dataset. `validate` refuses one without
+    both; this says so again for a caller that did not validate."""
+    dataset = recipe.dataset
+    if dataset.from_dataset is None or dataset.selection is None:
+        missing = " and ".join(f"`{key}`" for key, value in (("from_dataset", dataset.from_dataset),
+                                                            ("selection", dataset.selection)) if value is None)
+        raise UserError(f"{recipe.path}: [dataset] source = \"selection\" needs {missing}")
+    return dataset.from_dataset, dataset.selection
+
+
 def materialize_selection(recipe: Recipe, workdir: Workdir) -> list[Path]:
     """Link the selected images (and their .txt captions) into the recipe's dataset folder."""
     dataset = recipe.dataset
     if dataset.source != "selection":
         raise ValueError("materialize_selection is for source = 'selection' datasets")
-    source_dir = workdir.images_dir(dataset.from_dataset)
+    from_dataset, selection = selection_source(recipe)
+    source_dir = workdir.images_dir(from_dataset)
     target_dir = workdir.images_dir(dataset.name)
-    names = read_selection(dataset.selection)
+    names = read_selection(selection)
     missing = [name for name in names if not (source_dir / name).is_file()]
     if missing:
-        raise UserError(f"{dataset.selection}: {len(missing)} selected image(s) not in {source_dir}, e.g. {missing[0]!r}; "
-                        f"collect {dataset.from_dataset!r} first or fix the selection")
+        raise UserError(f"{selection}: {len(missing)} selected image(s) not in {source_dir}, e.g. {missing[0]!r}; "
+                        f"collect {from_dataset!r} first or fix the selection")
     target_dir.mkdir(parents=True, exist_ok=True)
     wanted: set[str] = set()
     linked = []
@@ -67,11 +64,11 @@ def materialize_selection(recipe: Recipe, workdir: Workdir) -> list[Path]:
         _link(image, target_dir / name)
         wanted.add(name)
         linked.append(target_dir / name)
-        caption = image.with_suffix(".txt")
+        caption = caption_of(image)
         if caption.is_file():
             _link(caption, target_dir / caption.name)
             wanted.add(caption.name)
     for stale in target_dir.iterdir():
-        if stale.is_file() and stale.name not in wanted and stale.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".txt"}:
+        if stale.is_file() and stale.name not in wanted and (is_image(stale) or stale.suffix == CAPTION_SUFFIX):
             stale.unlink()
     return linked

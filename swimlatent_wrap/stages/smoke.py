@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.images import has_caption, images_in
 from swimlatent_wrap.recipe import Recipe, load_recipe
 from swimlatent_wrap.sdscripts.cpu import CPU_ARGS
-from swimlatent_wrap.stages import record as records
 from swimlatent_wrap.stages.plan import image_dir
 from swimlatent_wrap.workdir import Workdir
 
@@ -79,10 +79,13 @@ def _name_of(path: Path) -> str | None:
 def chain(recipe: Recipe) -> list[Recipe]:
     """The recipes of every stage ``recipe`` needs, in training order, ending with ``recipe``."""
     out = [recipe]
-    while out[0].model.kind == "stage":
+    while True:
         referrer = out[0]
+        base = referrer.model
+        if base.kind != "stage":
+            break
         folders = [referrer.path.parent] + [p.parent for p in referrer.chain]
-        parent = load_recipe(stage_recipe_file(referrer.model.stage, folders))
+        parent = load_recipe(stage_recipe_file(base.stage, folders))
         if any(r.name == parent.name for r in out):
             raise UserError(f"smoke: the stages refer to each other in a circle ({parent.name})")
         out.insert(0, parent)
@@ -97,21 +100,14 @@ def images_per_step(recipe: Recipe) -> int:
 
 def pick_images(recipe: Recipe, source: Path, count: int) -> list[Path]:
     extension = recipe.dataset_config.get("caption_extension", ".txt")
-    captioned = [p for p in records.images_in(source) if _caption(p, extension)]
+    captioned = [p for p in images_in(source) if has_caption(p, extension)]
     if not captioned:
         raise UserError(f"no captioned images in {source} yet: run `swimlatent run {recipe.path}` up to tagging "
                         f"(collect, tag), or give --images DIR")
     return captioned[:count]
 
 
-def _caption(image: Path, extension: str) -> bool:
-    try:
-        return bool(image.with_name(image.stem + extension).read_text(encoding="utf-8", errors="replace").strip())
-    except OSError:
-        return False
-
-
-def _toml(value) -> str:
+def _toml(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
 
 

@@ -8,7 +8,8 @@ have not changed since it last finished.
                         (tag captions the chosen images where they live, in the source dataset;
                         select links them, captions included, into the stage's folder)
 
-collect and tag are the `swimlatent collect` / `swimlatent tag` commands, called as they are.
+collect, tag and sweep are the stage functions behind `swimlatent collect` / `tag` / `sweep`
+(stages.collect, stages.tag, stages.sweep), merge and stamp those behind `merge` / `stamp`.
 Their input digests are kept in `runs/<stage>/steps.json`; train's in each run's run.json:
 
 - collect: the recipe's [dataset] table (and DANBOORU_API_URL). collect itself resumes and skips
@@ -32,9 +33,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from swimlatent_wrap import atomic
+from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.images import has_caption, images_in
 from swimlatent_wrap.recipe import Recipe
 from swimlatent_wrap.stages import record as records
-from swimlatent_wrap.workdir import Workdir
+from swimlatent_wrap.workdir import MERGED_STAGE, Workdir
 
 STEPS_FILE = "steps.json"
 
@@ -65,19 +68,9 @@ class StepBook:
         atomic.write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
 
 
-def command_args(command: str, recipe: Recipe, workdir: Workdir, sd_scripts: Path, **overrides: Any):
-    """The namespace `swimlatent <command> RECIPE` would get, with the same global options."""
-    from swimlatent_wrap.cli import build_parser
-
-    args = build_parser().parse_args([command, str(recipe.path)])
-    args.workdir, args.sd_scripts = workdir.root, sd_scripts
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
-
-
 def caption_extension(recipe: Recipe) -> str:
-    return recipe.dataset_config.get("caption_extension", ".txt")
+    extension: str = recipe.dataset_config.get("caption_extension", ".txt")
+    return extension
 
 
 def image_dir(recipe: Recipe, workdir: Workdir) -> Path:
@@ -87,14 +80,7 @@ def image_dir(recipe: Recipe, workdir: Workdir) -> Path:
 
 
 def uncaptioned(images: list[Path], extension: str) -> list[Path]:
-    missing = []
-    for image in images:
-        caption = image.with_name(image.stem + extension)
-        try:
-            if not caption.read_text(encoding="utf-8", errors="replace").strip():
-                missing.append(image)
-        except OSError:
-            missing.append(image)
+    missing = [image for image in images if not has_caption(image, extension)]
     return missing
 
 
@@ -103,12 +89,12 @@ def uncaptioned(images: list[Path], extension: str) -> list[Path]:
 
 
 def collect_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook) -> str | None:
-    from swimlatent_wrap.commands import collect
+    from swimlatent_wrap.stages.collect import collect_dataset
 
     digest = digest_of({"dataset": recipe.resolved().get("dataset"), "api": os.environ.get("DANBOORU_API_URL")})
-    if book.get("collect").get("digest") == digest and records.images_in(image_dir(recipe, workdir)):
+    if book.get("collect").get("digest") == digest and images_in(image_dir(recipe, workdir)):
         return f"[dataset] unchanged since {book.get('collect').get('finished_at')}"
-    collect.run(command_args("collect", recipe, workdir, sd_scripts))
+    collect_dataset(recipe, workdir)
     book.done("collect", digest=digest)
     return None
 
@@ -121,22 +107,11 @@ def select_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBo
     return None
 
 
-def tag_targets(recipe: Recipe, workdir: Workdir) -> list[Path]:
-    """The images `swimlatent tag RECIPE` captions: a selection's are in its source dataset."""
-    dataset = recipe.dataset
-    if dataset.source == "selection":
-        from swimlatent_wrap.stages.selection import read_selection
-
-        source = workdir.images_dir(dataset.from_dataset)
-        return [source / name for name in read_selection(Path(dataset.selection)) if (source / name).is_file()]
-    return records.images_in(image_dir(recipe, workdir))
-
-
 def tag_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook) -> str | None:
-    from swimlatent_wrap.commands import tag
+    from swimlatent_wrap.stages.tag import tag_dataset, tag_target
 
     captions = digest_of(recipe.resolved().get("captions"))
-    images = tag_targets(recipe, workdir)
+    images = tag_target(recipe, workdir).image_files()
     digest = digest_of({"captions": captions, "images": [(p.name, p.stat().st_size) for p in images]})
     last = book.get("tag")
     missing = uncaptioned(images, caption_extension(recipe))
@@ -145,7 +120,7 @@ def tag_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook)
         if last.get("digest") == digest:
             return f"[captions] and images unchanged since {last.get('finished_at')}"
         return f"all {len(images)} images already have captions"
-    tag.run(command_args("tag", recipe, workdir, sd_scripts, force=changed))
+    tag_dataset(recipe, workdir, force=changed)
     book.done("tag", digest=digest, captions_digest=captions)
     return None
 
@@ -208,22 +183,25 @@ def train_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBoo
 
 
 def release_inputs(recipe: Recipe, workdir: Workdir) -> dict[str, Any]:
-    return {"model": _identity(workdir.model_path(recipe.model.stage)), "lora": _identity(workdir.model_path(recipe.name))}
+    base = recipe.model
+    if base.kind != "stage":  # release_steps() gives these steps only to a LoRA on stage:<name>
+        raise UserError(f"{recipe.path}: a release needs a LoRA recipe that starts from stage:<name>, not model = {base.text}")
+    return {"model": _identity(workdir.model_path(base.stage)), "lora": _identity(workdir.model_path(recipe.name))}
 
 
 def sweep_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
-    from swimlatent_wrap.commands import sweep
+    from swimlatent_wrap.stages.sweep import run_sweep
 
     digest = digest_of({"sweep": recipe.resolved().get("sweep"), **release_inputs(recipe, workdir)})
     if book.get("sweep").get("digest") == digest:
         return f"the LoRA and [sweep] are unchanged since {book.get('sweep').get('finished_at')}"
-    sweep.run(command_args("sweep", recipe, workdir, sd_scripts, allow_cpu=allow_cpu, dry_run=False))
+    run_sweep(recipe, workdir, sd_scripts, allow_cpu=allow_cpu)
     book.done("sweep", digest=digest)
     return None
 
 
 def merge_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
-    from swimlatent_wrap.release.merge import MERGED_STAGE, run_merge
+    from swimlatent_wrap.release.merge import run_merge
 
     digest = digest_of({"merge": recipe.resolved().get("merge"), **release_inputs(recipe, workdir)})
     merged = workdir.model_path(MERGED_STAGE)
@@ -234,27 +212,20 @@ def merge_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBoo
     return None
 
 
-def release_file(recipe: Recipe, workdir: Workdir) -> Path:
-    title = recipe.modelspec.title or recipe.name
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in title).strip("._") or recipe.name
-    return workdir.release_dir() / f"{safe}.safetensors"
-
-
 def stamp_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
-    from swimlatent_wrap.modelspec.spec import recipe_values, stamp_file
-    from swimlatent_wrap.release.merge import MERGED_STAGE
+    from swimlatent_wrap.stages.stamp import release_file, stamp_model
 
-    target = release_file(recipe, workdir)
     # without a [modelspec] title the release is titled after the stage, not the merge's temp file
     title = {} if recipe.modelspec.title else {"title": recipe.name}
-    result = stamp_file(workdir.model_path(MERGED_STAGE), out=target, recipe=recipe_values(recipe),
-                        assignments=title, strip_paths=bool(recipe.modelspec.strip_paths))
+    result = stamp_model(workdir.model_path(MERGED_STAGE), out=release_file(recipe, workdir), recipe=recipe, assignments=title)
     say(f"release: {result.path} (modelspec.hash_sha256 {result.metadata['modelspec.hash_sha256']})")
     return None
 
 
 def release_steps(recipe: Recipe) -> list[tuple[str, Callable[..., str | None]]]:
-    if recipe.script != "sdxl_train_network" or recipe.model.kind != "stage":
+    from swimlatent_wrap.stages.sweep import lora_from_stage
+
+    if not lora_from_stage(recipe):
         return []
     return [("sweep", sweep_step), ("merge", merge_step), ("stamp", stamp_step)]
 

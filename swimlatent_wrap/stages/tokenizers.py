@@ -25,7 +25,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from swimlatent_wrap import atomic
 from swimlatent_wrap.errors import UserError
@@ -191,7 +191,7 @@ def build_vocab(merges: list[tuple[str, str]]) -> dict[str, int]:
     return vocab
 
 
-def _added_token(content: str, *, normalized: bool) -> dict:
+def _added_token(content: str, *, normalized: bool) -> dict[str, Any]:
     return {"content": content, "lstrip": False, "normalized": normalized, "rstrip": False, "single_word": False}
 
 
@@ -200,7 +200,9 @@ def tokenizer_files(tok: Tokenizer, vocab: dict[str, int], merges: list[tuple[st
     loaded, byte for byte (so a load + save leaves them unchanged); tokenizer_config.json also says
     do_lower_case, as the Hub's copies do. A pad token other than EOS (laion's "!") is an added
     special token with its own vocabulary id, as transformers records it."""
-    dump = lambda data: json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"  # noqa: E731
+    def dump(data: dict[str, Any]) -> str:
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
     specials = {BOS: _added_token(BOS, normalized=True), EOS: _added_token(EOS, normalized=True)}
     decoder = {str(vocab[BOS]): {**specials[BOS], "special": True}, str(vocab[EOS]): {**specials[EOS], "special": True}}
     if tok.pad_token not in specials:

@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from swimlatent_wrap import __version__, atomic, runner
 from swimlatent_wrap.errors import UserError
@@ -23,12 +23,19 @@ from swimlatent_wrap.recipe import Recipe
 from swimlatent_wrap.sdscripts.cpu import child_env as cpu_child_env
 from swimlatent_wrap.sdscripts.manifest import load_manifest
 from swimlatent_wrap.stages import record as records
-from swimlatent_wrap.stages.effective import caption_extension, effective_args
+from swimlatent_wrap.stages.effective import (
+    EffectiveArgs,
+    caption_extension,
+    effective_args,
+)
 from swimlatent_wrap.stages.plan import Plan, make_plan, write_plan
 from swimlatent_wrap.stages.preflight import preflight
 from swimlatent_wrap.stages.resume import ResumePlan, plan_resume, total_steps_from_log
 from swimlatent_wrap.stages.verify import file_identity, sha256_file, verify_model
 from swimlatent_wrap.workdir import Workdir
+
+if TYPE_CHECKING:
+    from swimlatent_wrap.stages.hub import RemoteFile
 
 
 def say(text: str) -> None:
@@ -41,7 +48,7 @@ class Prepared:
     argv: list[str]
     env_added: dict[str, str]
     resume: ResumePlan | None
-    args: Any  # effective sd-scripts options
+    args: EffectiveArgs  # effective sd-scripts options
     sd_scripts: Path
 
 
@@ -91,7 +98,7 @@ def print_dry_run(prepared: Prepared) -> None:
     print(command_text(prepared))
 
 
-def input_model(plan: Plan, workdir: Workdir, hub_remote: Any = None) -> dict[str, Any]:
+def input_model(plan: Plan, workdir: Workdir, hub_remote: RemoteFile | None = None) -> dict[str, Any]:
     """Fetch/verify the model the stage starts from; what the record says about it."""
     ref = plan.recipe.model
     info: dict[str, Any] = {"ref": ref.text, "path": str(plan.model_path), "sha256": None}

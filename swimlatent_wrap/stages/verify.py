@@ -15,7 +15,11 @@ import os
 from pathlib import Path
 
 from swimlatent_wrap.errors import UserError
-from swimlatent_wrap.modelspec.safetensors_file import NotSafetensors, Safetensors, read_safetensors  # noqa: F401 (re-exported)
+from swimlatent_wrap.modelspec.safetensors_file import (
+    NotSafetensors,
+    Safetensors,
+    read_safetensors,
+)
 
 # What sd-scripts writes at the pinned commit (sdxl_model_util.save_stable_diffusion_checkpoint:
 # U-Net, both text encoders and the VAE under these prefixes; networks.lora: lora_unet_/lora_te*
@@ -68,7 +72,7 @@ def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
     return digest.hexdigest()
 
 
-def file_identity(path: Path) -> dict:
+def file_identity(path: Path) -> dict[str, int]:
     """Size and modification time: how a placed model is recognised again without re-hashing it."""
     stat = os.stat(path)
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}

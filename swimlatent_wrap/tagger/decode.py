@@ -11,7 +11,7 @@ import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Generator, Iterable
 
 from swimlatent_wrap.tagger.preprocess import preprocess_file
 
@@ -39,7 +39,7 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def decode_ahead(paths: Iterable[Path], size: int, workers: int, ahead: int) -> Iterator[Decoded]:
+def decode_ahead(paths: Iterable[Path], size: int, workers: int, ahead: int) -> Generator[Decoded, None, None]:
     """Yield every path's ``Decoded`` in order, keeping up to ``ahead`` decodes in flight."""
     from concurrent.futures import ThreadPoolExecutor
 

@@ -12,14 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from swimlatent_wrap.errors import UserError
-
-# The suffixes sd-scripts trains on (library/train_util.py IMAGE_EXTENSIONS, either case).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-CAPTION_SUFFIX = ".txt"
-
-
-def caption_path(image: Path) -> Path:
-    return image.with_suffix(CAPTION_SUFFIX)
+from swimlatent_wrap.images import IMAGE_SUFFIXES, has_caption, images_in
 
 
 @dataclass
@@ -35,8 +28,7 @@ class Work:
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder of images")
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    return images_in(folder)
 
 
 def find_work(folder: Path, force: bool = False, only: Sequence[str] | None = None) -> Work:
@@ -58,7 +50,7 @@ def find_work(folder: Path, force: bool = False, only: Sequence[str] | None = No
             work.clashes.append(image)
             continue
         stems.add(image.stem)
-        if not force and caption_path(image).is_file():
+        if not force and has_caption(image):  # a blank caption file is no caption (sd-scripts trains on "")
             work.captioned.append(image)
         else:
             work.pending.append(image)

@@ -99,7 +99,7 @@ def model_input(rgb, size: int, full_size: tuple[int, int] | None = None, reduct
         square = np.full((side, side, 3), WHITE, np.uint8)
         square[top:top + height, left:left + width] = pixels
         if side < size:
-            square = np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS))
+            square = np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS))
     return np.ascontiguousarray(square[:, :, ::-1], dtype=np.float32)
 
 

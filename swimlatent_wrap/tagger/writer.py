@@ -14,7 +14,7 @@ from typing import Callable
 
 from swimlatent_wrap.atomic import write_text
 from swimlatent_wrap.errors import UserError
-from swimlatent_wrap.tagger.folder import caption_path
+from swimlatent_wrap.images import caption_of
 from swimlatent_wrap.tagger.record import ImageTags, ManifestRecorder
 
 _DONE = object()
@@ -52,7 +52,7 @@ class CaptionWriter:
             recorder = self._make_recorder() if self._make_recorder else None
             while (batch := self._queue.get()) is not _DONE:
                 for item in batch:
-                    target = caption_path(self._folder / item.image)
+                    target = caption_of(self._folder / item.image)
                     try:
                         write_text(target, item.caption + "\n")
                     except OSError as error:

@@ -11,7 +11,6 @@ optimizer and scheduler factories, and accelerate's own launch parser. Prints on
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys

@@ -152,9 +152,10 @@ def test_pacer_spaces_requests_across_threads():
     start = time.monotonic()
     [t.start() for t in threads]
     [t.join() for t in threads]
-    stamps.sort()
-    assert time.monotonic() - start >= 14 / 50 - 0.01
-    assert min(b - a for a, b in zip(stamps, stamps[1:])) >= 1 / 50 - 0.005
+    # Each wait returns at or after its own slot, and slots are 1/50 s apart from the first: so the
+    # k-th return, whichever thread made it and however late it was scheduled, is at least k/50 s in.
+    for k, stamp in enumerate(sorted(stamps)):
+        assert stamp - start >= k / 50 - 1e-3, (k, stamp - start)
 
 
 def test_pacing_of_real_requests(fake):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from swimlatent_wrap.errors import UserError
-from swimlatent_wrap.recipe.schema import Section
+from swimlatent_wrap.recipe import RecipeError, load_recipe
+from swimlatent_wrap.recipe.types import Launch
 from swimlatent_wrap.sdscripts.launch import accelerate_argv
 
 
 def launch(**overrides):
-    values = {"python": "", "num_processes": 1, "num_machines": 1, "machine_rank": 0, "main_process_ip": "",
-              "main_process_port": 29500, "gpu_ids": "", "num_cpu_threads_per_process": 1}
-    values.update(overrides)
-    return Section(values)
+    return Launch(**overrides)  # the declared defaults for every key not given
 
 
 BASE = ["py", "-m", "accelerate.commands.launch", "--num_processes"]
@@ -38,12 +37,14 @@ def test_several_machines():
                            "--main_process_ip", "10.1.2.3", "--main_process_port", "1234"]
 
 
-@pytest.mark.parametrize("overrides,needle", [
-    ({"num_machines": 2, "num_processes": 2}, "main_process_ip"),
-    ({"num_machines": 2, "num_processes": 2, "machine_rank": 2, "main_process_ip": "h"}, "machine_rank"),
-    ({"num_machines": 4, "num_processes": 2, "main_process_ip": "h"}, "num_processes"),
+@pytest.mark.parametrize("overrides,key", [
+    ({"num_machines": 2, "num_processes": 2}, "launch.main_process_ip"),
+    ({"num_machines": 2, "num_processes": 2, "machine_rank": 2, "main_process_ip": "h"}, "launch.machine_rank"),
+    ({"num_machines": 4, "num_processes": 2, "main_process_ip": "h"}, "launch.num_processes"),
 ])
-def test_inconsistent_launch_is_refused(overrides, needle):
-    with pytest.raises(UserError) as caught:
-        accelerate_argv("py", launch(**overrides), "bf16")
-    assert needle in str(caught.value)
+def test_inconsistent_launch_is_refused_by_validate(write_recipe, overrides, key):
+    body = "\n".join(f"{name} = {json.dumps(value)}" for name, value in overrides.items())
+    path = write_recipe("launch.toml", f'extends = "@BASE@"\nname = "launch"\n[launch]\n{body}\n')
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert [p.key for p in caught.value.problems] == [key]

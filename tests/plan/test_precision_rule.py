@@ -29,7 +29,7 @@ def recipe(write_recipe, tmp_path):
         return write_recipe(f"{name}.toml", (
             f'name = "{name}"\nscript = "{script}"\nmodel = "hf:a/b/c.safetensors"\n'
             f'[dataset]\nname = "d"\nsource = "folder"\npath = "{images}"\n'
-            f"[args]\n{args}\n{extra}"))
+            f"[dataset_config]\nresolution = 1024\n[args]\n{args}\n{extra}"))
 
     return make
 

@@ -10,7 +10,6 @@ STANDIN_GEN_SKIP=N leaves out the N-th image.
 """
 
 import os
-import re
 import sys
 from pathlib import Path
 

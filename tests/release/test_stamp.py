@@ -108,6 +108,10 @@ def test_recipe_values_lora_architecture_and_path_stripping(tmp_path):
     ("author=hf_abcdefghijklmnopqrstuvwxyz0123", "looks like a secret"),
     ("hash_sha256=0x00", "computed from the file"),
     ("notakey", "expected KEY=VALUE"),
+    ("frobnicate=1", "not a ModelSpec key"),
+    ("titel=Swim", "did you mean 'title'?"),
+    ("+title=Swim", "is a ModelSpec key"),
+    ("date=yesterday", "ISO-8601"),
 ])
 def test_set_refuses_paths_secrets_and_bad_items(tmp_path, assignment, message):
     model = tmp_path / "m.safetensors"
@@ -116,6 +120,15 @@ def test_set_refuses_paths_secrets_and_bad_items(tmp_path, assignment, message):
     result = stamp(model, "--set", assignment)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
     assert model.read_bytes() == original
+
+
+def test_a_custom_key_is_written_deliberately_with_a_plus(tmp_path):
+    model = tmp_path / "m.safetensors"
+    sf.checkpoint(model)
+    result = stamp(model, "--set", "+frobnicate=1", "--set", "date=2026-12-02")
+    assert result.returncode == 0, result.stderr
+    meta = json.loads(model.read_bytes()[8:8 + struct.unpack("<Q", model.read_bytes()[:8])[0]])["__metadata__"]
+    assert meta["modelspec.frobnicate"] == "1" and meta["modelspec.date"] == "2026-12-02"
 
 
 def test_a_url_is_not_a_path(tmp_path):

@@ -104,6 +104,9 @@ def write_recipe(folder: Path, dataset: str, captions: str) -> Path:
         [captions]
         {captions}
 
+        [dataset_config]
+        resolution = 1024
+
         [args]
         mixed_precision = "bf16"
         """))

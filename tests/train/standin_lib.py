@@ -257,7 +257,7 @@ def dataset_summary(args) -> dict:
         try:
             config = load_dataset_config(str(args.dataset_config))
         except InvalidConfig as error:
-            log(f"Invalid user config / ユーザ設定の形式が正しくないようです")
+            log("Invalid user config / ユーザ設定の形式が正しくないようです")
             raise SystemExit(f"voluptuous.error.MultipleInvalid: {error}")
         general = config.get("general", {})
         cli = {

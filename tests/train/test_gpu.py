@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from swimlatent_wrap.stages.verify import read_safetensors, sha256_file
+from swimlatent_wrap.modelspec.safetensors_file import read_safetensors
+from swimlatent_wrap.stages.verify import sha256_file
 
 pytestmark = pytest.mark.gpu
 

@@ -9,7 +9,8 @@ import struct
 import pytest
 
 from swimlatent_wrap.stages import hub
-from swimlatent_wrap.stages.verify import NotSafetensors, read_safetensors, sha256_file, tensor_problem
+from swimlatent_wrap.modelspec.safetensors_file import NotSafetensors, read_safetensors
+from swimlatent_wrap.stages.verify import sha256_file, tensor_problem
 from swimlatent_wrap.workdir import Workdir
 from tests.train import standin_lib
 

@@ -1,19 +1,42 @@
 """`swimlatent run`: the stage chain base → ft → lora through stage: references, skipping what is
-done, re-training what changed (also downstream), resuming an interrupted stage, and calling the
-collect/tag commands for the steps before training."""
+done, re-training what changed (also downstream), resuming an interrupted stage, and the steps
+before training for real: collect from a loopback fake Danbooru, tag with the tiny WD14 tagger,
+link a selection."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from swimlatent_wrap.recipe import load_recipe
-from swimlatent_wrap.stages.verify import read_safetensors, sha256_file
-from swimlatent_wrap.workdir import Workdir
+import pytest
+
+from swimlatent_wrap.modelspec.safetensors_file import read_safetensors
+from swimlatent_wrap.stages.verify import sha256_file
+from tests.danbooru.fake import Fake
+from tests.tagger.tiny_tagger import build_tiny_tagger
+from tests.train.conftest import CAPTION, write_images
+
+PREFIX = "new, newest, masterpiece, best quality, "  # base.toml's [captions] prefix
 
 
 def run(lab, stage: str, **env: str):
     return lab.cli("run", str(lab.recipes / f"{stage}.toml"), "--allow-cpu", **env)
+
+
+@pytest.fixture(scope="module")
+def tagger_model(tmp_path_factory) -> Path:
+    """The tests' tiny WD14 tagger (tests/tagger/tiny_tagger.py). On every image "1girl" has p 0.95
+    and "looking_at_viewer" p 0.36: both pass the default general threshold (0.35), only "1girl" 0.5."""
+    return build_tiny_tagger(tmp_path_factory.mktemp("tagger") / "tiny")
+
+
+@pytest.fixture
+def danbooru():
+    server = Fake()
+    server.start()
+    yield server
+    server.stop()
 
 
 def test_chain_base_ft_lora_through_stage_references(stages):
@@ -94,16 +117,13 @@ def test_run_resumes_an_interrupted_stage_with_the_same_inputs(stages):
     assert lab.steps_in(lab.model("base")) == 12
 
 
-def test_run_calls_collect_and_tag_commands_and_skips_them_when_unchanged(stages, monkeypatch):
-    """The collect and tag commands are other modules' work: here they are replaced by functions that
-    do what they promise (images in the dataset folder, captions beside them), to see `run` call them
-    with the recipe, in order, and skip them when their inputs are unchanged."""
+def test_run_collects_and_tags_then_trains_and_skips_both_when_unchanged(stages, danbooru, tagger_model):
     lab = stages
-    from swimlatent_wrap.commands import collect, tag
-    from swimlatent_wrap.stages.steps import run_stage
-    from tests.train.conftest import write_images
-
-    recipe_path = lab.recipe("danbooru", """\
+    for post_id in range(1, 6):
+        danbooru.add_post(post_id, score=100 + post_id, rating="g")
+    danbooru.add_post(6, score=500, rating="e")  # outside the split
+    wanted = {p["md5"] for p in danbooru.eligible("g")[:3]}
+    recipe = lab.recipe("danbooru", f"""\
         extends = "base.toml"
         name = "danbooru"
         [dataset]
@@ -111,50 +131,55 @@ def test_run_calls_collect_and_tag_commands_and_skips_them_when_unchanged(stages
         source = "danbooru"
         [dataset.danbooru]
         count = 3
+        requests_per_second = 100.0
         [[dataset.danbooru.splits]]
         ratings = "g"
         share = 1.0
+        [captions]
+        model = "{tagger_model}"
     """)
-    calls = []
+    images = lab.workdir / "datasets" / "collected" / "images"
+    api = {"DANBOORU_API_URL": danbooru.url}  # the API root the recipe's default is overridden by
 
-    def fake_collect(args):
-        calls.append(("collect", Path(args.recipe).name, args.limit))
-        write_images(lab.workdir / "datasets" / "collected" / "images", 3, caption=None)
-        return 0
+    done = run(lab, "danbooru", **api)
+    assert done.returncode == 0, done.stderr
+    assert "collect: skipped" not in done.stderr and "tag: skipped" not in done.stderr, done.stderr
+    assert {p.stem for p in images.glob("*.png")} == wanted  # the three highest-scored rating:g posts
+    captions = {p.name: p.read_text() for p in images.glob("*.txt")}
+    assert len(captions) == 3
+    assert all(c.startswith(PREFIX) and "1girl" in c and "looking at viewer" in c for c in captions.values()), captions
+    assert lab.record("danbooru")["dataset"]["captioned"] == 3
+    assert lab.steps_in(lab.model("danbooru")) == 9  # 3 epochs × the 3 collected images
+    asked = (len(danbooru.api_requests), sum(danbooru.file_requests.values()))
 
-    def fake_tag(args):
-        calls.append(("tag", Path(args.recipe).name, args.force))
-        for image in (lab.workdir / "datasets" / "collected" / "images").glob("*.png"):
-            image.with_suffix(".txt").write_text("new, newest, masterpiece, best quality, 1girl\n")
-        return 0
-
-    monkeypatch.setattr(collect, "run", fake_collect)
-    monkeypatch.setattr(tag, "run", fake_tag)
-    monkeypatch.setenv("PYTHONPATH", str(lab.tools["pythonpath"]))
-    recipe = load_recipe(recipe_path)
-    workdir = Workdir(lab.workdir)
-    run_stage(recipe, workdir=workdir, sd_scripts=lab.tools["sd"], allow_cpu=True)
-    assert calls == [("collect", "danbooru.toml", None), ("tag", "danbooru.toml", False)]
-    assert lab.model("danbooru").is_file()
-
-    run_stage(recipe, workdir=workdir, sd_scripts=lab.tools["sd"], allow_cpu=True)
-    assert len(calls) == 2  # nothing ran again
+    again = run(lab, "danbooru", **api)
+    assert again.returncode == 0, again.stderr
+    for step in ("collect", "tag", "train"):
+        assert f"{step}: skipped" in again.stderr, again.stderr
+    assert (len(danbooru.api_requests), sum(danbooru.file_requests.values())) == asked  # no request at all
+    assert {p.name: p.read_text() for p in images.glob("*.txt")} == captions
     assert len(lab.runs("danbooru")) == 1
 
-    # a changed [captions] table re-tags with --force (and so retrains)
-    recipe_path.write_text(recipe_path.read_text() + '\n[captions]\ngeneral_threshold = 0.5\n')
-    run_stage(load_recipe(recipe_path), workdir=workdir, sd_scripts=lab.tools["sd"], allow_cpu=True)
-    assert calls[2:] == [("tag", "danbooru.toml", True)]
+    # a changed [captions] table re-captions every image (tag --force), and so retrains
+    recipe.write_text(recipe.read_text() + "general_threshold = 0.5\n")
+    changed = run(lab, "danbooru", **api)
+    assert changed.returncode == 0, changed.stderr
+    assert "collect: skipped" in changed.stderr and "tag: skipped" not in changed.stderr, changed.stderr
+    recaptioned = {p.name: p.read_text() for p in images.glob("*.txt")}
+    assert recaptioned.keys() == captions.keys()
+    assert all(c.startswith(PREFIX) and "1girl" in c and "looking at viewer" not in c for c in recaptioned.values()), recaptioned
     assert len(lab.runs("danbooru")) == 2
+    assert len(danbooru.api_requests) == asked[0]
 
 
-def test_selection_dataset_is_tagged_then_linked_before_training(stages, monkeypatch):
+def test_selection_dataset_is_tagged_then_linked_before_training(stages, tagger_model):
     lab = stages
-    from tests.train.conftest import write_images
-
-    write_images(lab.workdir / "datasets" / "pool" / "images", 5, prefix="p")
+    pool = lab.workdir / "datasets" / "pool" / "images"
+    write_images(pool, 5, prefix="p")
+    (pool / "p003.txt").unlink()  # selected, not yet captioned: the tag step captions it where it lives
+    (pool / "p004.txt").unlink()  # not selected: left alone
     (lab.recipes / "pick.txt").write_text("p001.png\np003.png\n")
-    lab.recipe("picked", """\
+    lab.recipe("picked", f"""\
         extends = "base.toml"
         name = "picked"
         [dataset]
@@ -162,23 +187,19 @@ def test_selection_dataset_is_tagged_then_linked_before_training(stages, monkeyp
         source = "selection"
         from_dataset = "pool"
         selection = "pick.txt"
+        [captions]
+        model = "{tagger_model}"
     """)
-    (lab.workdir / "datasets" / "pool" / "images" / "p003.txt").unlink()  # to be tagged: monkeypatched below
-    from swimlatent_wrap.commands import tag
-    from swimlatent_wrap.stages.steps import run_stage
-
-    tagged = []
-
-    def fake_tag(args):  # captions the selected images where they live (as `swimlatent tag` does)
-        tagged.append(Path(args.recipe).name)
-        (lab.workdir / "datasets" / "pool" / "images" / "p003.txt").write_text("new, newest, 1girl\n")
-        return 0
-
-    monkeypatch.setattr(tag, "run", fake_tag)
-    monkeypatch.setenv("PYTHONPATH", str(lab.tools["pythonpath"]))
-    run_stage(load_recipe(lab.recipes / "picked.toml"), workdir=Workdir(lab.workdir), sd_scripts=lab.tools["sd"], allow_cpu=True)
-    assert tagged == ["picked.toml"]
+    done = run(lab, "picked")
+    assert done.returncode == 0, done.stderr
+    steps = [done.stderr.index(f"[{n}/3] {step}\n") for n, step in enumerate(("tag", "select", "train"), 1)]
+    assert steps == sorted(steps), done.stderr
+    tagged = (pool / "p003.txt").read_text()
+    assert tagged.startswith(PREFIX) and "1girl" in tagged and tagged != CAPTION + "\n"
+    assert (pool / "p001.txt").read_text() == CAPTION + "\n"  # an existing caption is kept
+    assert not (pool / "p004.txt").exists()
     picked = lab.workdir / "datasets" / "picked-set" / "images"
     assert sorted(p.name for p in picked.iterdir()) == ["p001.png", "p001.txt", "p003.png", "p003.txt"]
+    assert os.path.samefile(picked / "p003.txt", pool / "p003.txt")  # linked after it was written
     assert lab.record("picked")["dataset"]["images"] == 2 and lab.record("picked")["dataset"]["captioned"] == 2
     assert lab.steps_in(lab.model("picked")) == 6  # 3 epochs × 2 selected images

@@ -7,8 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from swimlatent_wrap.stages.verify import read_safetensors, tensor_problem
-from tests.train.standins import make_sdxl_checkpoint, tracked_value
 
 PY = sys.executable
 

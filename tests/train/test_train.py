@@ -9,7 +9,8 @@ import signal
 
 import pytest
 
-from swimlatent_wrap.stages.verify import read_safetensors, sha256_file
+from swimlatent_wrap.modelspec.safetensors_file import read_safetensors
+from swimlatent_wrap.stages.verify import sha256_file
 
 ALLOW = "--allow-cpu"
 

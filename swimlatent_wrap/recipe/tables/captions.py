@@ -1,11 +1,7 @@
 """[captions]: how `swimlatent tag` captions the dataset (WD14 tagger)."""
 
 from swimlatent_wrap.recipe.schema import BOOL, FLOAT, INT, STR, Field, ListOf, Table
-
-
-def _probability(value: float) -> str | None:
-    return None if 0.0 <= value <= 1.0 else f"must be between 0 and 1, got {value}"
-
+from swimlatent_wrap.values import AT_LEAST_1, PROBABILITY
 
 TABLE = Table(
     name="captions",
@@ -13,10 +9,10 @@ TABLE = Table(
     fields=[
         Field("model", STR, "SmilingWolf/wd-v1-4-swinv2-tagger-v2", "Hugging Face repo id, or a folder with model.onnx + selected_tags.csv"),
         Field("prefix", ListOf(STR), [], "tags written first in every caption, in this order"),
-        Field("general_threshold", FLOAT, 0.35, "general tags at or above this probability", check=_probability),
-        Field("character_threshold", FLOAT, 0.85, "character tags at or above this probability", check=_probability),
+        Field("general_threshold", FLOAT, 0.35, "general tags at or above this probability", check=PROBABILITY),
+        Field("character_threshold", FLOAT, 0.85, "character tags at or above this probability", check=PROBABILITY),
         Field("blacklist", ListOf(STR), [], "tags never written"),
         Field("rating_tag", BOOL, False, "also write the most likely rating tag (after the prefix)"),
-        Field("batch_size", INT, 8, "images per inference batch", check=lambda v: None if v >= 1 else "must be 1 or more"),
+        Field("batch_size", INT, 8, "images per inference batch", check=AT_LEAST_1),
     ],
 )

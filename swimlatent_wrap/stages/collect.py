@@ -1,0 +1,164 @@
+"""Collect a recipe's Danbooru dataset: resumable, md5-verified, the split exact (danbooru.download),
+with a progress bar on a terminal, a summary line and the dataset report at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Iterator, NoReturn
+
+from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.recipe import Recipe
+from swimlatent_wrap.recipe.types import DatasetDanbooru
+from swimlatent_wrap.workdir import Workdir
+
+if TYPE_CHECKING:
+    from swimlatent_wrap.danbooru.download import Stats
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    dataset: str
+    stats: Stats
+    report: Path  # the dataset report's HTML page
+
+
+def danbooru_table(recipe: Recipe) -> DatasetDanbooru:
+    """The recipe's [dataset.danbooru] table; a UserError saying what to do for any other dataset."""
+    dataset = recipe.dataset
+    if dataset.source == "selection":
+        raise UserError(f"{recipe.path}: [dataset] source = \"selection\" picks images from dataset "
+                        f"{dataset.from_dataset!r}; collect the recipe whose [dataset] name is {dataset.from_dataset!r} "
+                        "(e.g. recipes/swim-in-latent/ft.toml), then `swimlatent curate` this one")
+    if dataset.source != "danbooru":
+        raise UserError(f"{recipe.path}: [dataset] source = {dataset.source!r}; only source = \"danbooru\" is collected "
+                        "(a folder dataset is used as it is)")
+    if dataset.danbooru is None:  # `validate` refuses this; kept for the type
+        raise UserError(f"{recipe.path}: [dataset] source = \"danbooru\" needs a [dataset.danbooru] table (count, splits, …)")
+    return dataset.danbooru
+
+
+def collect_dataset(recipe: Recipe, workdir: Workdir, *, limit: int | None = None) -> CollectResult:
+    """Download what the recipe's dataset still lacks into <workdir>/datasets/<name>/; ``limit`` caps
+    the total, keeping the split. The API root is the recipe's unless env DANBOORU_API_URL is set."""
+    from swimlatent_wrap.danbooru import query as q
+    from swimlatent_wrap.danbooru.client import (
+        Client,
+        Credentials,
+        TransientError,
+        api_root,
+    )
+    from swimlatent_wrap.danbooru.download import collect
+    from swimlatent_wrap.danbooru.manifest import Manifest
+    from swimlatent_wrap.danbooru.report import print_table, summarize, write_report
+
+    dan = danbooru_table(recipe)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be 1 or more, got {limit}")
+    count = min(dan.count, limit) if limit else dan.count
+    artists = None
+    if dan.artists is not None:  # read now: the list may have changed since `validate`
+        if (problem := q.artists_problem(dan.artists)) is not None:
+            raise UserError(f"{dan.artists}: {problem}")
+        artists = q.read_artists(dan.artists)
+    try:
+        plan = q.plan(dan, count, artists)
+    except ValueError as error:  # PlanError, or a rating/duration the recipe check let through
+        raise UserError(f"{recipe.path}: [dataset.danbooru] {error}") from None
+
+    client = Client(api_root(dan.api_root), rate=dan.requests_per_second, credentials=Credentials.from_env(),
+                    timeout=dan.timeout, max_tries=dan.max_tries, backoff=dan.retry_wait)
+    name = recipe.dataset.name
+    for line in q.describe(plan):
+        print(f"collect {name}: {line}")
+    started = time.monotonic()
+    progress = _Progress(name, plan.total)
+    manifest = Manifest(workdir.dataset_manifest(name))
+    try:
+        with _term_as_interrupt():
+            stats = collect(client, manifest, workdir.images_dir(name), dan, plan, progress)
+    except TransientError as error:  # a request that outlived every retry
+        raise UserError(client.redact(f"collect {name}: {error}"),
+                        f"collect {name}: what was downloaded is kept; run collect again later to go on") from None
+    finally:
+        progress.stop()
+        manifest.close()
+    seconds = time.monotonic() - started
+    rate = stats.downloaded / seconds if seconds > 0 else 0.0
+    print(f"collect {name}: {stats.have}/{plan.total} images ({stats.downloaded} downloaded now, "
+          f"{stats.already} before{f', {stats.salvaged} completed from an interrupted run' if stats.salvaged else ''}), "
+          f"skipped {stats.skipped}, failed {stats.failed}, {stats.bytes / 1e6:.1f} MB, {stats.pages} pages, "
+          f"{client.requests_sent} requests ({client.retries} retried), {seconds:.1f} s, {rate:.2f} img/s")
+    for note in stats.notes:
+        print(f"collect {name}: note: {note}", file=sys.stderr)
+    for line in stats.short:
+        print(f"collect {name}: short of the target for {line}", file=sys.stderr)
+    if stats.failed:
+        print(f"collect {name}: {stats.failed} download(s) failed (reasons in the manifest and the report); network "
+              "failures are tried again by the next run", file=sys.stderr)
+
+    summary = summarize(workdir.dataset_manifest(name))
+    print_table(name, summary, brief=True)
+    page = write_report(name, summary, workdir.dataset_dir(name))
+    print(f"collect {name}: report at {page} (full tables: swimlatent report {recipe.path})")
+    return CollectResult(dataset=name, stats=stats, report=page)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing at all otherwise (the summary line is printed anyway)."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.bar = None
+        self.started = time.monotonic()
+        if not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
+                            TimeRemainingColumn(), TextColumn("{task.fields[extra]}"),
+                            console=Console(stderr=True), transient=True)
+        self.task = self.bar.add_task(name, total=total, extra="")
+        self.bar.start()
+
+    def __call__(self, stats: Stats) -> None:
+        if self.bar is None:
+            return
+        seconds = max(1e-6, time.monotonic() - self.started)
+        rate = stats.downloaded / seconds
+        self.bar.update(self.task, completed=stats.have,
+                        extra=f"{stats.downloaded} new {stats.skipped} skip {stats.failed} fail "
+                              f"{stats.bytes / 1e6:.1f} MB {rate:.1f} img/s")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextlib.contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) stops collect as cleanly as Ctrl-C: what finished is recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
