@@ -51,36 +51,55 @@ _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Except
 _LAUNCHER_EXCEPTIONS = ("subprocess.CalledProcessError",)
 
 
-def script_error(lines: Sequence[str]) -> str | None:
-    """The failed script's own last exception line, not the launcher's that follows it."""
-    for line in reversed(lines):
-        text = line.strip()
+def _script_error_index(lines: Sequence[str]) -> int | None:
+    for index in range(len(lines) - 1, -1, -1):
+        text = lines[index].strip()
         if _EXCEPTION_LINE.match(text) and not text.startswith(_LAUNCHER_EXCEPTIONS):
-            return text
+            return index
     return None
 
 
-def _log_tail_lines(log_path: Path, limit: int = 400) -> list[str]:
+def script_error(lines: Sequence[str]) -> str | None:
+    """The failed script's own last exception line, not the launcher's that follows it."""
+    index = _script_error_index(lines)
+    return lines[index].strip() if index is not None else None
+
+
+def script_tail(lines: Sequence[str], count: int = TAIL_LINES) -> list[str]:
+    """The last ``count`` lines up to the script's own exception line: the launcher's traceback that
+    follows it (accelerate re-raising the exit status) stays in the log file only."""
+    index = _script_error_index(lines)
+    if index is not None and any(line.strip().startswith(_LAUNCHER_EXCEPTIONS) for line in lines[index + 1:]):
+        lines = lines[: index + 1]
+    return list(lines[-count:])
+
+
+def _log_tail_lines(log_path: Path, start: int = 0, limit: int = 400) -> list[str]:
+    """The child's last lines in the log, from byte ``start`` (this run's output; the log may hold
+    earlier runs), without the wrapper's own ``[swimlatent]`` notes."""
     try:
         with open(log_path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 256 * 1024))
+            handle.seek(max(start, handle.tell() - 256 * 1024))
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return []
-    return [part.split("\r")[-1] for part in text.splitlines()][-limit:]
+    lines = [part.split("\r")[-1] for part in text.splitlines()]
+    return [line for line in lines if not line.startswith("[swimlatent] ")][-limit:]
 
 
 class RunFailed(UserError):
     """A child exited non-zero (or died by a signal we did not send). The first line says why when
     the script printed an exception (``cause``), then the command and the log's last lines."""
 
-    def __init__(self, argv: Sequence[str], returncode: int, log_path: Path, tail: Sequence[str], secrets: Iterable[str] = ()) -> None:
+    def __init__(self, argv: Sequence[str], returncode: int, log_path: Path, tail: Sequence[str], secrets: Iterable[str] = (),
+                 log_start: int = 0) -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.log_path = log_path
-        self.tail = list(tail)
-        self.cause = script_error(_log_tail_lines(log_path) or self.tail)
+        logged = [line for line in _log_tail_lines(log_path, log_start) if line.strip()] or list(tail)
+        self.cause = script_error(logged)
+        self.tail = script_tail(logged, len(tail)) if tail else []
         name = Path(argv[0]).name if argv else "command"
         because = f": {self.cause}" if self.cause else ""
         lines = [
@@ -418,6 +437,7 @@ def run(
         header = f"$ {command}\n" + (f"# cwd: {cwd}\n" if cwd else "")
         log.write(header.encode())
         log.flush()
+        output_start = log.tell()
         if console is not None:
             console.write(header.encode())
             console.flush()
@@ -462,7 +482,7 @@ def run(
     if late:  # Ctrl-C after the child had finished on its own: not ours to swallow
         raise KeyboardInterrupt
     if proc.returncode != 0:
-        raise RunFailed(argv, proc.returncode, log_path, list(pump.tail), secrets)
+        raise RunFailed(argv, proc.returncode, log_path, list(pump.tail), secrets, output_start)
 
 
 def probe(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> Probe:

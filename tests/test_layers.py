@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "swimlatent_wrap"
 # layer are independent of each other.
 LAYERS = [
     {"swimlatent_wrap", "errors", "values", "secrets", "host", "workdir", "prompts", "images"},
-    {"atomic", "selection_file"},
+    {"atomic", "selection_file", "locks"},
     {"runner", "sdscripts", "danbooru", "tagger", "modelspec"},
     {"recipe"},
     {"release"},

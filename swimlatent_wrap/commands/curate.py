@@ -1,13 +1,17 @@
-"""`swimlatent curate RECIPE`: propose the images a selection dataset trains on, and a contact sheet."""
+"""`swimlatent curate RECIPE`: propose the images a selection dataset trains on, and a contact sheet.
+
+The selection dataset is locked while curate writes into it (datasets/<name>/curate/), and its
+source is held shared while it is read (swimlatent_wrap.locks); the source's manifest is read only."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from swimlatent_wrap import atomic
+from swimlatent_wrap import atomic, locks
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.recipe import load_recipe
+from swimlatent_wrap.recipe.types import Dataset
 from swimlatent_wrap.stages.selection import selection_source
 from swimlatent_wrap.workdir import Workdir
 
@@ -24,6 +28,15 @@ def run(args: argparse.Namespace) -> int:
     workdir = Workdir(args.workdir)
     images = workdir.images_dir(from_dataset)
     curate.require_source(images, from_dataset)
+    with locks.dataset(workdir.dataset_dir(dataset.name), doing="curate"), \
+            locks.dataset(workdir.dataset_dir(from_dataset), doing="curate (reading)", shared=True):
+        return _curate(workdir, dataset, from_dataset, selection)
+
+
+def _curate(workdir: Workdir, dataset: Dataset, from_dataset: str, selection: Path) -> int:
+    from swimlatent_wrap.danbooru import curate
+
+    images = workdir.images_dir(from_dataset)
     folder = workdir.dataset_dir(dataset.name) / "curate"
     found, unreadable = curate.candidates(images, workdir.dataset_manifest(from_dataset), folder / "thumbs")
     chosen, left_out = curate.propose(found, dataset.select_count, dataset.near_duplicate_bits)

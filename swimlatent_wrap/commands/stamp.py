@@ -15,8 +15,8 @@ def run(args) -> int:
     recipe = load_recipe(args.recipe) if args.recipe else None
     out = Path(args.out).expanduser().resolve() if args.out else None
     result = stamp_model(Path(args.model).expanduser(), out=out, recipe=recipe, assignments=assignments)
-    if result.recovered:
-        print(f"restored the header of {Path(args.model)} that an interrupted stamp had left half-written")
+    if result.recovery:
+        print(result.recovery)
     print(f"stamped {result.path} ({result.how}; header {result.header_bytes} bytes)")
     print(f"modelspec.title = {result.metadata.get('modelspec.title')}")
     print(f"modelspec.hash_sha256 = {result.metadata['modelspec.hash_sha256']}")

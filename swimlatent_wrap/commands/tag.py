@@ -6,39 +6,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.recipe import load_recipe
-from swimlatent_wrap.recipe.tables.captions import TABLE
 from swimlatent_wrap.stages.tag import CaptionOverrides, tag_dataset, tag_images
 from swimlatent_wrap.workdir import Workdir
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.recipe and args.images:
-        raise UserError("give a RECIPE or --images DIR, not both")
+    # RECIPE xor --images and the flags' ranges are checked with the command line (cli.check_usage)
     if args.recipe:
         tag_dataset(load_recipe(args.recipe), Workdir(args.workdir), force=args.force, overrides=overrides(args))
-    elif args.images:
-        tag_images(Path(args.images), force=args.force, overrides=overrides(args))
     else:
-        raise UserError("give a RECIPE, or --images DIR [--model M] to caption any folder")
+        tag_images(Path(args.images), force=args.force, overrides=overrides(args))
     return 0
 
 
 def overrides(args: argparse.Namespace) -> CaptionOverrides:
-    """The [captions] values given as flags, checked by the table's own declarations."""
-    declared = TABLE.field_map()
-    for name in ("general_threshold", "character_threshold"):
-        value = getattr(args, name)
-        check = declared[name].check
-        problem = check(value) if check is not None and value is not None else None
-        if problem:
-            raise UserError(f"--{name.replace('_', '-')} {problem}")
-    return CaptionOverrides(model=args.model, prefix=_tag_list(args.prefix), general_threshold=args.general_threshold,
-                            character_threshold=args.character_threshold, blacklist=_tag_list(args.blacklist),
+    """The [captions] values given as flags ("a, b" lists split into tags)."""
+    return CaptionOverrides(model=args.model, prefix=tag_list(args.prefix), general_threshold=args.general_threshold,
+                            character_threshold=args.character_threshold, blacklist=tag_list(args.blacklist),
                             rating_tag=True if args.rating_tag else None, batch_size=args.batch_size)
 
 
-def _tag_list(text: str | None) -> tuple[str, ...] | None:
+def tag_list(text: str | None) -> tuple[str, ...] | None:
     """'a, b' → ("a", "b"); "" → () (no tags); None → not given."""
     return None if text is None else tuple(tag.strip() for tag in text.split(",") if tag.strip())

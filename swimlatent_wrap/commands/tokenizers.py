@@ -19,9 +19,7 @@ def run(args) -> int:
         written = tokenizers.import_folder(Path(args.import_dir).expanduser(), cache, force=args.force)
     elif args.fetch:
         written = tokenizers.fetch(cache, force=args.force)
-    else:
-        if args.force:
-            raise UserError("--force goes with --from-bpe, --import or --fetch")
+    else:  # --force alone is a usage error (cli.check_usage)
         problem = tokenizers.cache_problem(cache)
         if problem:
             raise UserError(problem)

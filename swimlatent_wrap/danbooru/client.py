@@ -72,6 +72,23 @@ class Pacer:
             self._next = max(self._next, time.monotonic() + seconds)
 
 
+def network_reason(url: str, error: Exception) -> str:
+    """A network failure in words, naming the host: requests' messages bury the cause in reprs."""
+    import requests
+
+    host = urlsplit(url).netloc or url
+    text = str(error)
+    if isinstance(error, requests.Timeout):
+        return f"no answer from {host} within the timeout"
+    if "Failed to resolve" in text or "Name or service not known" in text or "nodename nor servname" in text:
+        return f"cannot resolve {urlsplit(url).hostname} (no network, or a wrong api_root / DANBOORU_API_URL?)"
+    if "Connection refused" in text:
+        return f"{host} refused the connection"
+    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+        return f"{host} dropped the connection"
+    return f"cannot reach {host} ({type(error).__name__})"
+
+
 @dataclass(frozen=True)
 class Credentials:
     login: str | None
@@ -121,7 +138,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 class Client:
     def __init__(self, root: str, *, rate: float = 1.0, credentials: Credentials | None = None,
                  timeout: float = 30.0, max_tries: int = 6, backoff: float = 1.0, max_backoff: float = 60.0,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, notify: Callable[[str], None] | None = None) -> None:
         self.root = root.rstrip("/")
         self._api_host = urlsplit(self.root)[:2]
         self.credentials = credentials or Credentials(None, None)
@@ -135,6 +152,8 @@ class Client:
         self._count_lock = threading.Lock()
         self.requests_sent = 0
         self.retries = 0
+        # told each retry and why, so a wait is never silent (the collect stage prints it on stderr)
+        self.notify = notify or (lambda line: None)
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -237,12 +256,14 @@ class Client:
             except requests.exceptions.ChunkedEncodingError as error:
                 last, last_status = f"truncated body ({type(error).__name__})", None
             except (requests.Timeout, requests.ConnectionError) as error:
-                last, last_status = f"network: {type(error).__name__}", None
+                last, last_status = network_reason(url, error), None
             except TransientError as error:
                 last, last_status = str(error), None
             if attempt < self.max_tries:
                 with self._count_lock:
                     self.retries += 1
+                self.notify(self.redact(f"{urlsplit(url).path}: {last}; trying again in {delay:.0f} s "
+                                        f"(try {attempt + 1} of {self.max_tries})"))
                 self._sleep(delay)
         raise TransientError(self.redact(f"gave up on {urlsplit(url).path} after {self.max_tries} tries: {last}"),
                              status=last_status)

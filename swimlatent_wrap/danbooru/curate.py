@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +46,14 @@ def average_hash(image) -> int:
 
 
 def _scores(manifest: Path) -> dict[str, int]:
+    """Image name -> Danbooru score from the source dataset's manifest, read-only; {} when it has none
+    (a folder of images: ranked by size alone). A manifest that cannot be read is a UserError saying why."""
+    from swimlatent_wrap.danbooru.manifest import Manifest
+
     if not manifest.is_file():
         return {}
-    try:
-        with sqlite3.connect(f"file:{manifest}?mode=ro", uri=True) as db:
-            rows = db.execute("SELECT md5, file_ext, score FROM posts WHERE status = 'downloaded'").fetchall()
-    except sqlite3.Error:
-        return {}
-    return {f"{md5}.{ext}": int(score or 0) for md5, ext, score in rows}
+    with Manifest(manifest, readonly=True, empty_ok=True) as store:
+        return store.downloaded_scores()
 
 
 def _candidate(path: Path, thumbs: Path, score: int) -> Candidate | None:

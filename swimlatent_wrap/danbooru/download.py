@@ -137,7 +137,7 @@ def reconcile(manifest: Manifest, images: Path) -> int:
         if not match:
             continue  # not ours (the tagger's caption temp files live here too)
         md5, ext = match.groups()
-        row = manifest.db.execute("SELECT id, status FROM posts WHERE md5 = ? AND file_ext = ?", (md5, ext)).fetchone()
+        row = manifest.by_file(md5, ext)
         final = images / image_name(md5, ext)
         if row is not None and row["status"] == "planned" and not final.exists() and md5_of(part) == md5:
             os.replace(part, final)
@@ -145,11 +145,7 @@ def reconcile(manifest: Manifest, images: Path) -> int:
             salvaged += 1
         else:
             part.unlink(missing_ok=True)
-    rows = manifest.db.execute("SELECT id, md5, file_ext, status FROM posts "
-                               "WHERE md5 IS NOT NULL AND status IN ('planned', 'downloaded')").fetchall()
-    for row in rows:
-        if not row["file_ext"]:
-            continue
+    for row in manifest.placed():
         path = images / image_name(row["md5"], row["file_ext"])
         if row["status"] == "downloaded":
             if not path.is_file():

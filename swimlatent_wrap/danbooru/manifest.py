@@ -8,14 +8,24 @@ Only the `posts` table is ours; other tools add their own tables to the same fil
 so nothing here drops or rewrites unknown tables. WAL mode; every state change is committed at once,
 so a kill at any moment leaves the last committed state, which `download.reconcile` squares with the
 files on disk at the next start.
+
+Every access to the file goes through this module: `Manifest` (the collector's reads and writes;
+``readonly=True`` for commands that only read, e.g. `swimlatent report` and curate's scores, which then
+work on a read-only dataset), and `ManifestFile` (a connection for another tool's own tables, the
+tagger's). Every SQLite error comes out as one `UserError` line naming the file and what to do
+(`explain`): a full disk, permissions, another program holding it, a failing disk, a damaged file.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
+
+from swimlatent_wrap.errors import UserError
 
 SCHEMA_VERSION = 2
 STATUSES = ("seen", "planned", "downloaded", "skipped", "failed")
@@ -88,15 +98,204 @@ def image_name(md5: str, ext: str) -> str:
     return f"{md5}.{ext}"
 
 
-class Manifest:
+# -- opening the file, and what its errors mean -------------------------------------------------------
+
+# SQLite's primary result codes (the low byte of sqlite3.Error.sqlite_errorcode).
+_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _AUTH, _NOTADB = 3, 5, 6, 8, 10, 11, 13, 14, 23, 26
+
+
+def _code(error: sqlite3.Error) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def explain(path: Path, error: sqlite3.Error, *, readonly: bool = False) -> UserError:
+    """One line: the file, SQLite's words, and what to do about it."""
+    code, text = _code(error), str(error) or type(error).__name__
+    low = text.lower()
+    folder = path.parent
+    # A WAL database on a full disk fails as "disk I/O error" (its -shm file cannot grow), not as full.
+    if code == _FULL or "disk is full" in low or ((code == _IOERR or "i/o error" in low) and _nearly_full(folder)):
+        advice = (f"free space on the disk holding {folder} (or raise your quota), then run again; "
+                  "everything recorded before is kept")
+    elif code in (_BUSY, _LOCKED) or "locked" in low:
+        advice = ("another program holds it open for writing (a SQLite browser, a backup, another swimlatent run on "
+                  "another machine): close it or wait for it, then run again")
+    elif code in (_CORRUPT, _NOTADB) or "malformed" in low or "not a database" in low:
+        advice = ("the file is damaged, or not a SQLite database: restore it from a backup, or move it aside and run "
+                  "`swimlatent collect` again, which makes a new one (captions stay; the images are downloaded again)")
+    elif code == _IOERR or "i/o error" in low:
+        advice = ("the disk failed a read or write (full, failing, or gone: an unplugged drive, a lost network share): "
+                  "check free space and the disk (`dmesg`), then run again; what was committed before is kept")
+    elif readonly and (code in (_CANTOPEN, _PERM, _AUTH, _READONLY) or "unable to open" in low):
+        advice = f"cannot read it: check that you may read {path} and list {folder}"
+    elif code in (_CANTOPEN, _PERM, _AUTH, _READONLY) or "readonly" in low or "unable to open" in low:
+        advice = (f"cannot open or write it: this run writes into {folder}, so check that you may write it and the "
+                  f"files in it ({path.name}, and {path.name}-wal / -shm beside it), or mount it read-write")
+    else:
+        advice = "an unexpected SQLite error: run again, and report it if it persists"
+    return UserError(f"{path}: {text}: {advice}")
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Less than 1 MiB free where ``folder`` is (False when that cannot be told)."""
+    for place in (folder, *folder.parents):
+        try:
+            stat = os.statvfs(place)
+        except OSError:
+            continue
+        return stat.f_bavail * stat.f_frsize < (1 << 20)
+    return False
+
+
+_T = TypeVar("_T")
+
+
+def _explained(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A Manifest method whose SQLite errors become one UserError line (``explain``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Manifest", *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as error:
+            raise explain(self.path, error, readonly=self.readonly) from None
+
+    return wrapper
+
+
+def _open_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, str | None]:
+    """``path`` opened read-only (SQLite URI mode=ro), and a note when it had to be read as immutable.
+
+    A WAL database on a read-only folder cannot be opened with mode=ro when its -shm file is missing
+    (a clean close removes it): SQLite would have to create it. Then the file is opened immutable=1,
+    which reads the main file alone; exact when no -wal file holds changes (the note says when one does)."""
+    uri = path.absolute().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db, None
+    except sqlite3.OperationalError as error:
+        db.close()
+        if _code(error) not in (_CANTOPEN, _IOERR, _READONLY, _FULL, _PERM):
+            raise
+        if not path.is_file():
+            raise
+        first = error
+    db = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        db.close()
+        raise first from None
+    wal = path.with_name(path.name + "-wal")
+    note = None
+    if wal.is_file() and wal.stat().st_size > 0:
+        note = (f"{path}: read without its write-ahead log {wal.name} ({first}): the last changes of a run that "
+                "ended without closing it may be missing here; a run of collect on a writable copy brings them in")
+    return db, note
+
+
+def connect(path: Path, *, readonly: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection to the manifest (``readonly``: opened read-only, falling back as `_open_readonly`
+    says); a SQLite error as one UserError line."""
+    path = Path(path)
+    try:
+        if readonly:
+            return _open_readonly(path, timeout)[0]
+        db = sqlite3.connect(str(path), timeout=timeout)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+    except sqlite3.Error as error:
+        raise explain(path, error, readonly=readonly) from None
+
+
+class ManifestFile:
+    """The manifest file for a tool that keeps its own tables in it (the tagger): a connection made on
+    the thread that uses it, and SQLite errors explained. Nothing here touches the `posts` table."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30)
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def connect(self, timeout: float = 60.0) -> sqlite3.Connection:
+        return connect(self.path, timeout=timeout)
+
+    def explain(self, error: sqlite3.Error) -> UserError:
+        return explain(self.path, error)
+
+
+class Manifest:
+    """The collector's view of the manifest. ``readonly``: opened read-only, never migrated or written
+    (an older schema is upgraded first when the file is writable, else refused with what to do);
+    `note` then says when the file had to be read without its write-ahead log. A file without the
+    posts table is refused, unless ``empty_ok`` (then `has_posts` is False)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False, empty_ok: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.note: str | None = None
+        self.has_posts = True
+        if readonly:
+            self._open_readonly(empty_ok)
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"{self.path.parent}: cannot make the dataset folder: {error.strerror or error}") from None
+        self.db = connect(self.path)
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as error:
+            self.db.close()
+            raise explain(self.path, error) from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _connect_readonly(self) -> None:
+        try:
+            self.db, self.note = _open_readonly(self.path, 30.0)
+        except sqlite3.Error as error:
+            raise explain(self.path, error, readonly=True) from None
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+
+    def _open_readonly(self, empty_ok: bool) -> None:
+        self._connect_readonly()
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            has_posts = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'posts'").fetchone()
+        except sqlite3.Error as error:
+            self.db.close()
+            raise explain(self.path, error, readonly=True) from None
+        if has_posts is None and empty_ok:  # another tool's tables only (the tagger's): no posts to read
+            self.has_posts = False
+            return
+        if has_posts is None:
+            self.db.close()
+            raise UserError(f"{self.path}: holds no posts yet (a first collect that stopped early?): run `swimlatent collect` "
+                            "on the dataset's recipe")
+        if version == SCHEMA_VERSION:
+            return
+        self.db.close()
+        if version > SCHEMA_VERSION:
+            raise UserError(f"{self.path}: written by a newer swimlatent (manifest schema {version}, this one reads "
+                            f"{SCHEMA_VERSION}): update swimlatent")
+        try:
+            Manifest(self.path).close()  # upgrade it in place, once, where it may be written
+        except UserError as error:
+            raise UserError(f"{self.path}: written by an older swimlatent (manifest schema {version}); reading it needs "
+                            f"an upgrade, which failed: {error.lines[0]}") from None
+        self._connect_readonly()
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -128,7 +327,10 @@ class Manifest:
             raise
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.db.close()
+        except sqlite3.Error as error:
+            raise explain(self.path, error, readonly=self.readonly) from None
 
     def __enter__(self) -> "Manifest":
         return self
@@ -148,6 +350,7 @@ class Manifest:
                 f"ON CONFLICT(id) DO UPDATE SET {updates}, split = excluded.split, status = excluded.status, "
                 f"reason = excluded.reason, updated_at = excluded.updated_at{guard}")
 
+    @_explained
     def record_page(self, posts: Iterable[dict], split: str, classify: Callable[[dict], str | None]) -> None:
         """A search page: every post with its metadata; status skipped (with the reason ``classify``
         gives) or seen. Posts already planned, downloaded or failed keep their row as it is."""
@@ -163,6 +366,7 @@ class Manifest:
         with self.db:
             self.db.executemany(self._upsert_sql(guarded=True), rows)
 
+    @_explained
     def record(self, post: dict, split: str, status: str, reason: str | None = None) -> None:
         """Insert or refresh one post's metadata and set its status."""
         if status not in STATUSES:
@@ -173,6 +377,7 @@ class Manifest:
             self.db.execute(self._upsert_sql(guarded=False),
                             (post["id"], *[meta[c] for c in META_COLUMNS], split, status, reason, now, now))
 
+    @_explained
     def set_status(self, post_id: int, status: str, reason: str | None = None, attempts: int = 0) -> None:
         if status not in STATUSES:
             raise ValueError(status)
@@ -182,23 +387,52 @@ class Manifest:
 
     # -- reads -------------------------------------------------------------------------------------
 
+    @_explained
     def get(self, post_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
 
+    @_explained
     def downloaded_with_md5(self, md5: str, other_than: int) -> int | None:
         row = self.db.execute("SELECT id FROM posts WHERE md5 = ? AND status = 'downloaded' AND id != ? LIMIT 1",
                               (md5, other_than)).fetchone()
         return row[0] if row else None
 
+    @_explained
     def count(self, split: str | None = None, status: str = "downloaded") -> int:
         if split is None:
             return self.db.execute("SELECT COUNT(*) FROM posts WHERE status = ?", (status,)).fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM posts WHERE split = ? AND status = ?", (split, status)).fetchone()[0]
 
+    @_explained
     def rows(self, status: str | None = None) -> list[sqlite3.Row]:
         if status is None:
             return self.db.execute("SELECT * FROM posts ORDER BY score DESC, id DESC").fetchall()
         return self.db.execute("SELECT * FROM posts WHERE status = ? ORDER BY score DESC, id DESC", (status,)).fetchall()
 
+    @_explained
     def counts_by_status(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM posts GROUP BY status")}
+
+    @_explained
+    def all_posts(self) -> list[sqlite3.Row]:
+        """Every row, in no particular order (the report)."""
+        return self.db.execute("SELECT * FROM posts").fetchall()
+
+    @_explained
+    def downloaded_scores(self) -> dict[str, int]:
+        """Image file name -> Danbooru score, for every downloaded post (curate's ranking)."""
+        if not self.has_posts:
+            return {}
+        rows = self.db.execute("SELECT md5, file_ext, score FROM posts WHERE status = 'downloaded'").fetchall()
+        return {image_name(md5, ext): int(score or 0) for md5, ext, score in rows}
+
+    @_explained
+    def by_file(self, md5: str, ext: str) -> sqlite3.Row | None:
+        """The post whose file is ``<md5>.<ext>`` (id, status), if any."""
+        return self.db.execute("SELECT id, status FROM posts WHERE md5 = ? AND file_ext = ?", (md5, ext)).fetchone()
+
+    @_explained
+    def placed(self) -> list[sqlite3.Row]:
+        """Rows whose file should be, or may be, in images/: planned and downloaded, with an md5 and an extension."""
+        return self.db.execute("SELECT id, md5, file_ext, status FROM posts WHERE md5 IS NOT NULL AND file_ext IS NOT NULL "
+                               "AND file_ext != '' AND status IN ('planned', 'downloaded')").fetchall()

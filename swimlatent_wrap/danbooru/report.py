@@ -8,6 +8,7 @@ of the highest-scored images (`report/thumbs/`, small JPEGs made once, linked to
 
 from __future__ import annotations
 
+import errno
 import html
 from collections import Counter
 from pathlib import Path
@@ -48,11 +49,15 @@ def score_bins(scores: list[int], bins: int = 12) -> list[tuple[str, int]]:
     return [(f"{low + i * width}–{low + (i + 1) * width - 1}", counts.get(i, 0)) for i in range((high - low) // width + 1)]
 
 
-def summarize(manifest: Path, top: int = 20) -> dict:
+def summarize(manifest: Path, top: int = 20, notes: list[str] | None = None) -> dict:
+    """The report's numbers. The manifest is opened read-only (a read-only dataset can be reported; a
+    live one is read as of its last commit, WAL); ``notes`` gets what the reader had to say about it."""
     from swimlatent_wrap.danbooru.manifest import Manifest
 
-    with Manifest(manifest) as store:  # migrates an older manifest; readers of a live one are fine (WAL)
-        rows = store.db.execute("SELECT * FROM posts").fetchall()
+    with Manifest(manifest, readonly=True) as store:
+        rows = store.all_posts()
+        if notes is not None and store.note:
+            notes.append(store.note)
     done = [r for r in rows if r["status"] == "downloaded"]
     tags: Counter[str] = Counter()
     artists: Counter[str] = Counter()
@@ -178,12 +183,30 @@ def make_thumbs(images: Path, thumbs: Path, entries: list[tuple], limit: int) ->
                     image.seek(0)
                     image = image.convert("RGB")
                     image.thumbnail((THUMB, THUMB))
-                    with atomic.atomic_open(target, "wb") as handle:
-                        image.save(handle, format="JPEG", quality=82)
             except (OSError, UnidentifiedImageError, ValueError, EOFError):
-                continue
+                continue  # an image that cannot be read gets no thumbnail
+            # A thumbnail that cannot be written (a full disk, a read-only folder) stops the page: an
+            # OSError for the caller, not one silent failure per image.
+            with atomic.atomic_open(target, "wb") as handle:
+                image.save(handle, format="JPEG", quality=82)
         made[file] = target.name
     return made
+
+
+PAGE_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+PAGE_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def page_problem(error: OSError, dataset_dir: Path, again: str = "`swimlatent report` again") -> str:
+    """Why the report page could not be written, and what to do (one line; ``again``: what to run then)."""
+    where = error.filename or dataset_dir / "report"
+    if error.errno in PAGE_FULL:
+        return (f"{where}: {error.strerror}: the report page was not written: free space on the disk holding "
+                f"{dataset_dir}, then run {again}")
+    if error.errno in PAGE_READ_ONLY:
+        return (f"{where}: {error.strerror}: the report page was not written (the dataset folder is read-only); "
+                "the tables are the report")
+    return f"{where}: {error.strerror or error}: the report page was not written"
 
 
 def write_report(name: str, summary: dict, dataset_dir: Path, thumbs: int = 240) -> Path:

@@ -8,8 +8,9 @@ trailing spaces allowed), then the data section, which the tensors' byte ranges 
     data_sha256(info) -> str                     lowercase sha256 of every byte after the header
     write_header(info, metadata, out=None)       new metadata: in place when it fits, else a
                                                  streamed copy (copy_file_range/sendfile) + rename
-    recover_interrupted_write(path) -> bool      put back the header an interrupted in-place
-                                                 write may have left half-written
+    interrupted_write(path) -> Interrupted|None  how far an interrupted in-place write got (reads only)
+    recover_interrupted_write(path)              keep the new header it wrote whole, or put back the old
+                                                 one it left half-written; then remove its undo file
     read_tensor_bytes(handle, info, name)        one tensor's bytes, by offset
 
 Nothing here imports numpy: the header is small, the data section is only hashed or copied.
@@ -89,16 +90,27 @@ def read_safetensors(path: Path) -> Safetensors:
         raise NotSafetensors("is a folder, not a file") from None
     except PermissionError:
         raise NotSafetensors("cannot be read (permission denied)") from None
+    tensors, metadata, offsets = parse_header(raw, size)
+    return Safetensors(path=path, size=size, header_bytes=8 + length, tensors=tensors, metadata=metadata, offsets=offsets)
+
+
+def parse_header(raw: bytes, size: int) -> tuple[dict[str, tuple[str, list[int]]], dict[str, str], dict[str, tuple[int, int]]]:
+    """Tensors, metadata and byte ranges of the JSON header ``raw`` of a ``size``-byte file, checked
+    against that file's data section; NotSafetensors saying what is wrong otherwise."""
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise NotSafetensors(f"header is not JSON ({error})") from None
+    except RecursionError:
+        # a real header nests three levels ({name: {"shape": [...]}}); json's decoder gives up near 1000
+        raise NotSafetensors(f"header JSON ({len(raw)} bytes) is nested too deeply to be a safetensors header "
+                             "(a real one nests 3 levels): not safetensors") from None
     if not isinstance(header, dict):
         raise NotSafetensors("header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise NotSafetensors("__metadata__ must map strings to strings")
-    data_size = size - 8 - length
+    data_size = size - 8 - len(raw)
     tensors: dict[str, tuple[str, list[int]]] = {}
     offsets: dict[str, tuple[int, int]] = {}
     for name, info in header.items():
@@ -124,7 +136,7 @@ def read_safetensors(path: Path) -> Safetensors:
         position = end
     if position != data_size:
         raise NotSafetensors(f"data section is {data_size} bytes but the tensors cover {position}")
-    return Safetensors(path=path, size=size, header_bytes=8 + length, tensors=tensors, metadata=metadata, offsets=offsets)
+    return tensors, metadata, offsets
 
 
 def data_sha256(info: Safetensors, chunk: int = CHUNK) -> str:
@@ -180,11 +192,11 @@ def write_header(info: Safetensors, metadata: dict[str, str], out: Path | None =
             if old == header:
                 return "in place"  # nothing to change: the file is not even written
             # An SDXL header is ~200 KB: a crash or power cut inside the pwrite could leave it torn and
-            # the whole model unreadable. The old header goes beside the file first (temp + rename);
-            # recover_interrupted_write puts it back if we never get to remove it.
+            # the whole model unreadable. The old header goes beside the file first (temp + rename), with
+            # the new one's sha256, so a leftover tells a finished write from a torn one (interrupted_write).
             from swimlatent_wrap.atomic import write_bytes
 
-            write_bytes(undo, old)
+            write_bytes(undo, undo_record(old, header))
             os.pwrite(fd, header, 0)
             os.fsync(fd)
         finally:
@@ -221,27 +233,119 @@ def undo_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.stamp-undo")
 
 
-def recover_interrupted_write(path: Path) -> bool:
-    """If an in-place header write of ``path`` was interrupted, write the old header back (it still
-    describes the data section, which an in-place write never touches). True when it did."""
+def undo_record(old: bytes, new: bytes) -> bytes:
+    """What an in-place write keeps beside the file while it writes: the old header (8-byte length and
+    JSON, as on disk), then the 32-byte sha256 of the new header it is about to write."""
+    return old + hashlib.sha256(new).digest()
+
+
+# What a leftover undo file says about the write that left it (Interrupted.state).
+NOT_STARTED = "not started"  # the header is still the old one: the write never began
+WRITTEN = "written"  # the new header is on disk whole: only the undo file's removal was missed
+TORN = "torn"  # the header is neither: the write was cut off inside the pwrite
+FOREIGN = "foreign"  # the undo file does not fit this file (another file's, or the file changed since)
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """An in-place header write of a file that never removed its undo file, and how far it got."""
+
+    undo: Path
+    state: str
+    old_header: bytes = field(default=b"", repr=False)
+
+    def warning(self, path: Path) -> str:
+        """One line for `inspect`: what the header on disk is, and what to do."""
+        name = self.undo.name
+        if self.state == WRITTEN:
+            return (f"{path}: an in-place stamp was interrupted after writing its new header (shown here) but before "
+                    f"removing {name}; run `swimlatent stamp` on the file again to finish it (it keeps this header)")
+        if self.state == NOT_STARTED:
+            return (f"{path}: an in-place stamp was interrupted before writing its new header: this header is "
+                    f"unchanged; run `swimlatent stamp` on the file again (it removes the leftover {name})")
+        if self.state == TORN:
+            return (f"{path}: an interrupted in-place stamp left the header partly written (the old one is kept in "
+                    f"{name}); run `swimlatent stamp` on the file again to put the old header back")
+        return (f"{path}: {name} beside it (left by an interrupted in-place stamp) does not match this file; "
+                "if the file reads correctly, that leftover can be deleted")
+
+    def done(self, path: Path) -> str:
+        """One line for `stamp`, once recover_interrupted_write has dealt with it."""
+        if self.state == WRITTEN:
+            return f"an interrupted stamp of {path} had finished writing its new header: kept it, removed {self.undo.name}"
+        if self.state == NOT_STARTED:
+            return f"an interrupted stamp of {path} had not changed the header: removed the leftover {self.undo.name}"
+        return f"restored the header of {path} that an interrupted stamp had left half-written"
+
+
+def interrupted_write(path: Path) -> Interrupted | None:
+    """None when no in-place write of ``path`` left its undo file, else how far that write got.
+    Reads only; recover_interrupted_write acts on it."""
     undo = undo_path(path)
     try:
         saved = undo.read_bytes()
     except FileNotFoundError:
-        return False
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return _judge(undo, saved, handle.fileno())
+    except (FileNotFoundError, IsADirectoryError):
+        return Interrupted(undo, FOREIGN)
+
+
+def _judge(undo: Path, saved: bytes, fd: int) -> Interrupted:
     length = struct.unpack("<Q", saved[:8])[0] if len(saved) >= 8 else -1
+    old_size = 8 + length
+    if len(saved) == old_size + 32:
+        old, digest = saved[:old_size], saved[old_size:]
+    elif len(saved) == old_size:
+        old, digest = saved, None  # written before the record held the new header's sha256
+    else:
+        return Interrupted(undo, FOREIGN)
+    size = os.fstat(fd).st_size
+    # the in-place write keeps the header length, so a torn write leaves these 8 bytes as they were
+    current = os.pread(fd, old_size, 0)
+    if len(current) != old_size or current[:8] != old[:8]:
+        return Interrupted(undo, FOREIGN)
+    try:
+        old_tensors, _, old_offsets = parse_header(old[8:], size)  # it must describe this file's data section
+    except NotSafetensors:
+        return Interrupted(undo, FOREIGN)
+    if current == old:
+        return Interrupted(undo, NOT_STARTED, old)
+    if digest is not None:
+        return Interrupted(undo, WRITTEN if hashlib.sha256(current).digest() == digest else TORN, old)
+    try:  # no sha256 to compare: the new header is whole when it reads, with the same tensors
+        tensors, _, offsets = parse_header(current[8:], size)
+        whole = tensors == old_tensors and offsets == old_offsets
+    except NotSafetensors:
+        whole = False
+    return Interrupted(undo, WRITTEN if whole else TORN, old)
+
+
+def recover_interrupted_write(path: Path) -> Interrupted | None:
+    """Finish what an interrupted in-place header write of ``path`` left: a whole new header is kept,
+    an untouched one too, a torn one gets the old header back (it still describes the data section,
+    which an in-place write never touches); then the undo file goes. None when there was nothing to do;
+    NotSafetensors when the undo file does not fit the file (nothing is written then)."""
+    undo = undo_path(path)
+    try:
+        saved = undo.read_bytes()
+    except FileNotFoundError:
+        return None
     fd = os.open(path, os.O_RDWR)
     try:
-        # the in-place write keeps the header length, so a torn write leaves these 8 bytes as they were
-        if len(saved) != 8 + length or os.pread(fd, 8, 0) != saved[:8] or os.fstat(fd).st_size < len(saved):
+        found = _judge(undo, saved, fd)
+        if found.state == FOREIGN:
             raise NotSafetensors(f"{undo} (the header saved by an interrupted stamp) does not match this file; "
                                  "if the file reads correctly, that leftover can be deleted")
-        os.pwrite(fd, saved, 0)
-        os.fsync(fd)
+        if found.state == TORN:
+            os.pwrite(fd, found.old_header, 0)
+            os.fsync(fd)
     finally:
         os.close(fd)
     undo.unlink()
-    return True
+    return found
 
 
 def _grown_length(json_length: int) -> int:

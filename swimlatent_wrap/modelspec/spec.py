@@ -56,7 +56,7 @@ class StampResult:
     metadata: dict[str, str]
     dropped: list[str]
     header_bytes: int
-    recovered: bool = False  # an interrupted in-place stamp's header was put back first
+    recovery: str | None = None  # one line: what was done first about an interrupted in-place stamp
 
 
 def publish_problem(value: str) -> str | None:
@@ -203,12 +203,14 @@ def stamp_file(path: Path, *, out: Path | None = None, recipe: dict[str, str] | 
     """Stamp ``path`` (or a copy at ``out``): header only, tensors never touched."""
     path = Path(path)
     try:
-        recovered = st.recover_interrupted_write(path) if path.is_file() else False
+        interrupted = st.recover_interrupted_write(path) if path.is_file() else None
     except st.NotSafetensors as error:
         raise UserError(f"{path}: {error}") from None
     except OSError as error:
         raise UserError(f"{path}: cannot restore the header an interrupted stamp saved: {error.strerror or error}") from None
     info = read_model(path)
+    if not info.tensors:
+        raise UserError(f"{path}: holds no tensors, so it is not a model; refusing to stamp it as one")
     stamp = build_metadata(info, data_hash=st.data_sha256(info), recipe=recipe, assignments=assignments,
                            strip_paths=strip_paths, today=today)
     if out is not None and os.path.abspath(out) == os.path.abspath(path):
@@ -221,7 +223,8 @@ def stamp_file(path: Path, *, out: Path | None = None, recipe: dict[str, str] | 
         raise UserError(f"cannot write {out or path}: {error.strerror or error}") from None
     written = read_model(Path(out) if out is not None else path)
     return StampResult(path=written.path, how=how, metadata=written.metadata, dropped=stamp.dropped,
-                       header_bytes=written.header_bytes, recovered=recovered)
+                       header_bytes=written.header_bytes,
+                       recovery=interrupted.done(path) if interrupted is not None else None)
 
 
 def read_model(path: Path) -> st.Safetensors:
@@ -229,8 +232,13 @@ def read_model(path: Path) -> st.Safetensors:
     try:
         return st.read_safetensors(path)
     except st.NotSafetensors as error:
+        try:
+            interrupted = st.interrupted_write(path)
+        except OSError:
+            interrupted = None
+        if interrupted is not None and interrupted.state == st.TORN:
+            raise UserError(interrupted.warning(path)) from None  # that is why it does not read: one line
         lines = [f"{path}: {error}"]
-        if st.undo_path(path).is_file():
-            lines.append(f"{path}: an interrupted in-place stamp left its old header in {st.undo_path(path).name}; "
-                         "run `swimlatent stamp` on the file again to put it back")
+        if interrupted is not None:
+            lines.append(interrupted.warning(path))
         raise UserError(*lines) from None

@@ -1,9 +1,15 @@
 """Collect a recipe's Danbooru dataset: resumable, md5-verified, the split exact (danbooru.download),
-with a progress bar on a terminal, a summary line and the dataset report at the end."""
+with a progress bar on a terminal, a summary line and the dataset report at the end.
+
+The dataset is locked for the whole run (datasets/<name>/.lock, swimlatent_wrap.locks): a second
+collect, tag or select of it stops at once, naming this one, and touches nothing (two collects would
+each remove the other's partial downloads). A full disk ends the run with one line saying so: every
+image already downloaded stays in place and recorded, partial files are removed."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import sys
 import threading
@@ -13,13 +19,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Iterator, NoReturn
 
+from swimlatent_wrap import locks
 from swimlatent_wrap.errors import UserError
+from swimlatent_wrap.images import images_in
 from swimlatent_wrap.recipe import Recipe
 from swimlatent_wrap.recipe.types import DatasetDanbooru
 from swimlatent_wrap.workdir import Workdir
 
 if TYPE_CHECKING:
     from swimlatent_wrap.danbooru.download import Stats
+    from swimlatent_wrap.danbooru.query import Plan
 
 
 @dataclass(frozen=True)
@@ -48,15 +57,6 @@ def collect_dataset(recipe: Recipe, workdir: Workdir, *, limit: int | None = Non
     """Download what the recipe's dataset still lacks into <workdir>/datasets/<name>/; ``limit`` caps
     the total, keeping the split. The API root is the recipe's unless env DANBOORU_API_URL is set."""
     from swimlatent_wrap.danbooru import query as q
-    from swimlatent_wrap.danbooru.client import (
-        Client,
-        Credentials,
-        TransientError,
-        api_root,
-    )
-    from swimlatent_wrap.danbooru.download import collect
-    from swimlatent_wrap.danbooru.manifest import Manifest
-    from swimlatent_wrap.danbooru.report import print_table, summarize, write_report
 
     dan = danbooru_table(recipe)
     if limit is not None and limit < 1:
@@ -72,9 +72,32 @@ def collect_dataset(recipe: Recipe, workdir: Workdir, *, limit: int | None = Non
     except ValueError as error:  # PlanError, or a rating/duration the recipe check let through
         raise UserError(f"{recipe.path}: [dataset.danbooru] {error}") from None
 
-    client = Client(api_root(dan.api_root), rate=dan.requests_per_second, credentials=Credentials.from_env(),
-                    timeout=dan.timeout, max_tries=dan.max_tries, backoff=dan.retry_wait)
+    with locks.dataset(workdir.dataset_dir(recipe.dataset.name), doing="collect"):
+        return _collect(recipe, workdir, dan, plan)
+
+
+def _collect(recipe: Recipe, workdir: Workdir, dan: DatasetDanbooru, plan: Plan) -> CollectResult:
+    from swimlatent_wrap.danbooru import query as q
+    from swimlatent_wrap.danbooru.client import (
+        Client,
+        Credentials,
+        TransientError,
+        api_root,
+    )
+    from swimlatent_wrap.danbooru.download import collect
+    from swimlatent_wrap.danbooru.manifest import Manifest
+    from swimlatent_wrap.danbooru.report import (
+        page_problem,
+        print_table,
+        summarize,
+        write_report,
+    )
+
     name = recipe.dataset.name
+    client = Client(api_root(dan.api_root), rate=dan.requests_per_second, credentials=Credentials.from_env(),
+                    timeout=dan.timeout, max_tries=dan.max_tries, backoff=dan.retry_wait,
+                    notify=lambda line: print(f"collect {name}: {line}", file=sys.stderr, flush=True))
+    images = workdir.images_dir(name)
     for line in q.describe(plan):
         print(f"collect {name}: {line}")
     started = time.monotonic()
@@ -82,10 +105,16 @@ def collect_dataset(recipe: Recipe, workdir: Workdir, *, limit: int | None = Non
     manifest = Manifest(workdir.dataset_manifest(name))
     try:
         with _term_as_interrupt():
-            stats = collect(client, manifest, workdir.images_dir(name), dan, plan, progress)
+            stats = collect(client, manifest, images, dan, plan, progress)
     except TransientError as error:  # a request that outlived every retry
         raise UserError(client.redact(f"collect {name}: {error}"),
                         f"collect {name}: what was downloaded is kept; run collect again later to go on") from None
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UserError(f"collect {name}: {error.filename or images}: {error.strerror}: free space on the disk holding "
+                        f"{images}, then run collect again; the {len(images_in(images))} image(s) in place are kept and "
+                        "recorded, partial downloads were removed") from None
     finally:
         progress.stop()
         manifest.close()
@@ -105,7 +134,11 @@ def collect_dataset(recipe: Recipe, workdir: Workdir, *, limit: int | None = Non
 
     summary = summarize(workdir.dataset_manifest(name))
     print_table(name, summary, brief=True)
-    page = write_report(name, summary, workdir.dataset_dir(name))
+    try:
+        page = write_report(name, summary, workdir.dataset_dir(name))
+    except OSError as error:
+        problem = page_problem(error, workdir.dataset_dir(name), again=f"`swimlatent report {recipe.path}`")
+        raise UserError(f"collect {name}: the images are in place and recorded, but {problem}") from None
     print(f"collect {name}: report at {page} (full tables: swimlatent report {recipe.path})")
     return CollectResult(dataset=name, stats=stats, report=page)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from swimlatent_wrap import runner
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.host import meminfo
-from swimlatent_wrap.images import images_in
+from swimlatent_wrap.images import has_caption, images_in
 from swimlatent_wrap.modelspec.safetensors_file import NotSafetensors, read_safetensors
 from swimlatent_wrap.recipe import HubRef
 from swimlatent_wrap.sdscripts.manifest import load_manifest
@@ -127,19 +127,11 @@ def check_dataset(plan: Plan, caption_extension: str | None, result: Preflight) 
         return
     if caption_extension is None:
         return  # a fine-tuning metadata file holds the captions
-    missing = [p for p in images if not _has_caption(p, caption_extension)]
+    missing = [p for p in images if not has_caption(p, caption_extension)]
     if missing:
         result.problems.append(f"dataset {plan.recipe.dataset.name!r}: {len(missing)} of {len(images)} images in {folder} have no "
                                f"caption ({missing[0].stem}{caption_extension} is missing or empty); run "
                                f"`swimlatent tag {plan.recipe.path}`")
-
-
-def _has_caption(image: Path, extension: str) -> bool:
-    caption = image.with_name(image.stem + extension)
-    try:
-        return bool(caption.read_text(encoding="utf-8", errors="replace").strip())
-    except OSError:
-        return False
 
 
 def check_input_model(plan: Plan, workdir: Workdir, result: Preflight) -> None:

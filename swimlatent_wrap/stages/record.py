@@ -12,13 +12,16 @@ import datetime as _dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from swimlatent_wrap import atomic
 from swimlatent_wrap.images import images_in
 from swimlatent_wrap.secrets import REDACTED, is_secret_name
 from swimlatent_wrap.stages.verify import file_identity
 from swimlatent_wrap.workdir import Workdir, new_run_folder
+
+if TYPE_CHECKING:
+    from swimlatent_wrap.recipe import Recipe
 
 RECORD = "run.json"
 FORMAT = 1
@@ -106,6 +109,56 @@ def dataset_digest(folder: Path, caption_extension: str | None) -> dict[str, Any
         "files_sha256": digest.hexdigest(),
         "manifest_sqlite_sha256": manifest_sha,
     }
+
+
+def digest_of(value: Any) -> str:
+    """sha256 of ``value`` as canonical JSON (sorted keys; paths and the like as str)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------
+# What a training run starts from: its inputs digest (run.json "inputs_digest")
+
+
+def train_inputs_digest(recipe: Recipe, workdir: Workdir, sd_scripts: Path) -> str:
+    """One digest of everything a training run of ``recipe`` starts from: the resolved recipe, the
+    dataset (names, sizes, caption bytes), the input model and the sd-scripts commit. `train`
+    records it in run.json; `run` skips (or resumes) a stage whose last run recorded the same one.
+    The one function both call, so a `train` followed by a `run` with nothing changed trains once."""
+    from swimlatent_wrap.stages.plan import image_dir
+    from swimlatent_wrap.stages.preflight import sd_scripts_commit
+
+    dataset = dataset_digest(image_dir(recipe, workdir), recipe_caption_extension(recipe))
+    return digest_of({"recipe": recipe.digest(), "dataset": dataset["files_sha256"], "model": model_identity(recipe, workdir),
+                      "sd_scripts": sd_scripts_commit(sd_scripts)})
+
+
+def recipe_caption_extension(recipe: Recipe) -> str:
+    """The captions' extension as the recipe's [dataset_config] gives it (".txt" when it does not)."""
+    extension: str = recipe.dataset_config.get("caption_extension", ".txt")
+    return extension
+
+
+def model_identity(recipe: Recipe, workdir: Workdir) -> Any:
+    """The input model as the digest sees it: for stage: refs the sha256 its placing run recorded;
+    for a hub file the sha256 it was verified against; else the file's size and mtime (a 7 GB
+    checkpoint is not re-hashed on every run)."""
+    ref = recipe.model
+    if ref.kind == "stage":
+        path = workdir.model_path(ref.stage)
+        placed = placing_run(workdir, ref.stage, path)
+        if placed is not None:
+            return {"stage": ref.stage, "sha256": placed[1]["output"]["sha256"]}
+        return {"stage": ref.stage, "file": _identity(path)}
+    if ref.kind == "hf":
+        from swimlatent_wrap.stages.hub import verified_sha256
+
+        return {"hf": ref.text, "sha256": verified_sha256(workdir.hub_file(ref.repo_id, ref.filename))}
+    return {"path": str(ref.path), "file": _identity(ref.path)}
+
+
+def _identity(path: Path) -> Any:
+    return file_identity(path) if path.is_file() else None
 
 
 # ------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 dataset, linked into this dataset's own images folder so sd-scripts trains on exactly them.
 
 Hard links (a copy where the filesystem refuses one), caption files with them; files no longer
-selected are removed from the folder (never from the source dataset). Idempotent.
+selected are removed from the folder (never from the source dataset). Idempotent. While linking, this
+dataset is locked and the source is held shared (swimlatent_wrap.locks), so no collect or tag of
+either changes them half-way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from swimlatent_wrap import locks
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.images import CAPTION_SUFFIX, caption_of, is_image
 from swimlatent_wrap.recipe import Recipe
@@ -49,8 +52,12 @@ def materialize_selection(recipe: Recipe, workdir: Workdir) -> list[Path]:
     if dataset.source != "selection":
         raise ValueError("materialize_selection is for source = 'selection' datasets")
     from_dataset, selection = selection_source(recipe)
-    source_dir = workdir.images_dir(from_dataset)
-    target_dir = workdir.images_dir(dataset.name)
+    with locks.dataset(workdir.dataset_dir(dataset.name), doing="select"), \
+            locks.dataset(workdir.dataset_dir(from_dataset), doing="select (reading)", shared=True):
+        return _materialize(workdir.images_dir(from_dataset), workdir.images_dir(dataset.name), from_dataset, selection)
+
+
+def _materialize(source_dir: Path, target_dir: Path, from_dataset: str, selection: Path) -> list[Path]:
     names = read_selection(selection)
     missing = [name for name in names if not (source_dir / name).is_file()]
     if missing:

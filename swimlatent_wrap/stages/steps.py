@@ -18,14 +18,15 @@ Their input digests are kept in `runs/<stage>/steps.json`; train's in each run's
   table is unchanged (or no tag run is recorded: the captions are the user's own); run with
   --force when the table changed since the captions were written.
 - train: the resolved recipe, the dataset (names, sizes, caption bytes), the input model
-  (for stage: refs, the sha256 recorded by the run that placed it) and the sd-scripts commit.
-  Skipped when the last successful run had the same inputs and its model is still in place; an
-  interrupted or failed run with the same inputs and a saved state is resumed instead of restarted.
+  (for stage: refs, the sha256 recorded by the run that placed it) and the sd-scripts commit
+  (record.train_inputs_digest, which `swimlatent train` records as well, so a stage trained by
+  `train` is not trained again by `run`). Skipped when the last successful run had the same
+  inputs and its model is still in place; an interrupted or failed run with the same inputs and a
+  saved state is resumed instead of restarted.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -37,6 +38,7 @@ from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.images import has_caption, images_in
 from swimlatent_wrap.recipe import Recipe
 from swimlatent_wrap.stages import record as records
+from swimlatent_wrap.stages.record import digest_of
 from swimlatent_wrap.workdir import MERGED_STAGE, Workdir
 
 STEPS_FILE = "steps.json"
@@ -44,10 +46,6 @@ STEPS_FILE = "steps.json"
 
 def say(text: str) -> None:
     print(f"swimlatent run: {text}", file=sys.stderr, flush=True)
-
-
-def digest_of(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 class StepBook:
@@ -69,8 +67,7 @@ class StepBook:
 
 
 def caption_extension(recipe: Recipe) -> str:
-    extension: str = recipe.dataset_config.get("caption_extension", ".txt")
-    return extension
+    return records.recipe_caption_extension(recipe)
 
 
 def image_dir(recipe: Recipe, workdir: Workdir) -> Path:
@@ -125,21 +122,6 @@ def tag_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook)
     return None
 
 
-def model_identity(recipe: Recipe, workdir: Workdir) -> Any:
-    ref = recipe.model
-    if ref.kind == "stage":
-        path = workdir.model_path(ref.stage)
-        placed = records.placing_run(workdir, ref.stage, path)
-        if placed is not None:
-            return {"stage": ref.stage, "sha256": placed[1]["output"]["sha256"]}
-        return {"stage": ref.stage, "file": _identity(path)}
-    if ref.kind == "hf":
-        from swimlatent_wrap.stages.hub import verified_sha256
-
-        return {"hf": ref.text, "sha256": verified_sha256(workdir.hub_file(ref.repo_id, ref.filename))}
-    return {"path": str(ref.path), "file": _identity(ref.path)}
-
-
 def _identity(path: Path) -> Any:
     """Size and mtime of a file (None when absent): a 7 GB checkpoint is not re-hashed on every run."""
     from swimlatent_wrap.stages.verify import file_identity
@@ -147,19 +129,11 @@ def _identity(path: Path) -> Any:
     return file_identity(path) if path.is_file() else None
 
 
-def train_inputs_digest(recipe: Recipe, workdir: Workdir, sd_scripts: Path) -> str:
-    from swimlatent_wrap.stages.preflight import sd_scripts_commit
-
-    dataset = records.dataset_digest(image_dir(recipe, workdir), caption_extension(recipe))
-    return digest_of({"recipe": recipe.digest(), "dataset": dataset["files_sha256"], "model": model_identity(recipe, workdir),
-                      "sd_scripts": sd_scripts_commit(sd_scripts)})
-
-
 def train_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBook, *, allow_cpu: bool) -> str | None:
     from swimlatent_wrap.stages.resume import states_of
     from swimlatent_wrap.stages.train import train_stage
 
-    digest = train_inputs_digest(recipe, workdir, sd_scripts)
+    digest = records.train_inputs_digest(recipe, workdir, sd_scripts)  # the one `train` records too
     model = workdir.model_path(recipe.name)
     resume = False
     for run_dir, record in records.records(workdir, recipe.name):
@@ -174,7 +148,7 @@ def train_step(recipe: Recipe, workdir: Workdir, sd_scripts: Path, book: StepBoo
             say(f"train: the run in {run_dir} ended {record.get('status')} with the same inputs; resuming from its saved state")
             resume = True
         break
-    train_stage(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, allow_cpu=allow_cpu, inputs_digest=digest)
+    train_stage(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, allow_cpu=allow_cpu)
     return None
 
 

@@ -1,7 +1,9 @@
 """Caption a recipe's dataset, or any folder of images, with the WD14 tagger (tagger.pipeline).
 
 Values come from the recipe's [captions] table (for a folder, that table's declared defaults);
-`CaptionOverrides` replace single values of it.
+`CaptionOverrides` replace single values of it. A recipe's dataset is locked while it is captioned
+(datasets/<name>/.lock, swimlatent_wrap.locks; a selection's source dataset, where its captions are
+written), so a second run on it stops at once and names the first.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from swimlatent_wrap import locks
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.images import images_in
 from swimlatent_wrap.recipe import Recipe
@@ -45,6 +48,7 @@ class TagTarget:
     images: Path
     manifest: Path
     only: tuple[str, ...] | None = None  # a selection: only these file names
+    lock: Path | None = None  # the dataset folder locked while captions are written (datasets/<name>/)
 
     def image_files(self) -> list[Path]:
         found = images_in(self.images)
@@ -57,13 +61,14 @@ class TagTarget:
 def tag_target(recipe: Recipe, workdir: Workdir) -> TagTarget:
     dataset = recipe.dataset
     if dataset.source == "folder" and dataset.path is not None:
-        return TagTarget(dataset.path, workdir.dataset_manifest(dataset.name))
+        return TagTarget(dataset.path, workdir.dataset_manifest(dataset.name), lock=workdir.dataset_dir(dataset.name))
     if dataset.source == "selection" and dataset.from_dataset is not None and dataset.selection is not None:
         from swimlatent_wrap.selection_file import read_selection
 
         return TagTarget(workdir.images_dir(dataset.from_dataset), workdir.dataset_manifest(dataset.from_dataset),
-                         tuple(read_selection(dataset.selection)))
-    return TagTarget(workdir.images_dir(dataset.name), workdir.dataset_manifest(dataset.name))
+                         tuple(read_selection(dataset.selection)), lock=workdir.dataset_dir(dataset.from_dataset))
+    return TagTarget(workdir.images_dir(dataset.name), workdir.dataset_manifest(dataset.name),
+                     lock=workdir.dataset_dir(dataset.name))
 
 
 def tag_dataset(recipe: Recipe, workdir: Workdir, *, force: bool = False,
@@ -78,7 +83,11 @@ def tag_dataset(recipe: Recipe, workdir: Workdir, *, force: bool = False,
                      "(e.g. recipes/swim-in-latent/ft.toml), then `swimlatent curate` this one")
         raise UserError(f"{target.images}: the dataset's images folder does not exist{hint}")
     values = overrides.applied_to(recipe.captions.as_dict())
-    return _tag(_job(values, target.images, target.manifest, target.only, force=force, model_base=recipe.path.parent))
+    job = _job(values, target.images, target.manifest, target.only, force=force, model_base=recipe.path.parent)
+    if target.lock is None:
+        return _tag(job)
+    with locks.dataset(target.lock, doing="tag"):
+        return _tag(job)
 
 
 def tag_images(images: Path, *, force: bool = False, overrides: CaptionOverrides = CaptionOverrides()) -> TagReport:
@@ -87,11 +96,17 @@ def tag_images(images: Path, *, force: bool = False, overrides: CaptionOverrides
     images = images.expanduser().resolve()
     manifest = images.parent / "manifest.sqlite" if images.name == "images" else None
     values = overrides.applied_to({f.name: f.default for f in captions_table.TABLE.fields})
-    return _tag(_job(values, images, manifest, None, force=force, model_base=None))
+    job = _job(values, images, manifest, None, force=force, model_base=None)
+    if manifest is None or not manifest.is_file():
+        return _tag(job)  # a plain folder: no dataset to lock
+    with locks.dataset(images.parent, doing="tag"):
+        return _tag(job)
 
 
 def _job(values: dict[str, Any], images: Path, manifest: Path | None, only: tuple[str, ...] | None, *, force: bool,
          model_base: Path | None) -> TagJob:
+    from swimlatent_wrap.danbooru.manifest import ManifestFile
+
     rule = CaptionRule(
         prefix=tuple(values["prefix"]),
         general_threshold=float(values["general_threshold"]),
@@ -100,14 +115,37 @@ def _job(values: dict[str, Any], images: Path, manifest: Path | None, only: tupl
         rating_tag=bool(values["rating_tag"]),
     )
     return TagJob(images=images, model=values["model"], rule=rule, batch_size=int(values["batch_size"]),
-                  force=force, manifest=manifest, only=only, model_base=model_base)
+                  force=force, manifest=ManifestFile(manifest) if manifest is not None else None, only=only,
+                  model_base=model_base)
 
 
 def _tag(job: TagJob) -> TagReport:
     terminal = Terminal()
     report = tag_folder(job, terminal)
     print_report(report, terminal)
+    left = untrainable(report, job)
+    if left:
+        raise UserError(*left)
     return report
+
+
+def untrainable(report: TagReport, job: TagJob) -> list[str]:
+    """What tagging could not fix by itself, one line each with what to do: images it cannot read,
+    and captions that came out empty (train refuses both; running tag again changes nothing)."""
+    lines = []
+    if report.unreadable:
+        shown = ", ".join(f"{path.name} ({reason})" for path, reason in report.unreadable[:3])
+        more = f" and {len(report.unreadable) - 3} more" if len(report.unreadable) > 3 else ""
+        lines.append(f"{len(report.unreadable)} image(s) in {report.folder} cannot be read: {shown}{more}; replace them "
+                     "with good copies or move them out of the folder (train refuses an image without a caption), "
+                     "then run tag again")
+    if report.empty:
+        rule = job.rule
+        shown = ", ".join(path.name for path in report.empty[:3]) + (f" and {len(report.empty) - 3} more" if len(report.empty) > 3 else "")
+        lines.append(f"{len(report.empty)} caption(s) came out empty ({shown}): no tag reached general_threshold "
+                     f"{rule.general_threshold:g} / character_threshold {rule.character_threshold:g} outside the blacklist; "
+                     "lower the thresholds, shorten the blacklist or set a [captions] prefix, then run tag again")
+    return lines
 
 
 def print_report(report: TagReport, terminal: Terminal) -> None:

@@ -15,10 +15,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from swimlatent_wrap import __version__, atomic, runner
-from swimlatent_wrap.errors import UserError
+from swimlatent_wrap import __version__, atomic, locks, runner
+from swimlatent_wrap.errors import ReportedInterrupt, UserError
 from swimlatent_wrap.recipe import Recipe
 from swimlatent_wrap.sdscripts.cpu import child_env as cpu_child_env
 from swimlatent_wrap.sdscripts.manifest import load_manifest
@@ -148,32 +148,20 @@ def _tail(log: Path, lines: int = 12) -> list[str]:
 
 
 @contextlib.contextmanager
-def stage_lock(workdir: Workdir, stage: str) -> Iterator[None]:
-    """One training run per stage at a time (two would race for the GPU and for models/<stage>)."""
-    import fcntl
-
-    folder = workdir.stage_runs(stage)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise UserError(f"another swimlatent run of stage {stage!r} is training now ({handle.read().strip() or 'unknown pid'}); "
-                            f"wait for it, or stop it with Ctrl-C") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        try:
+def stage_lock(workdir: Workdir, recipe: Recipe) -> Iterator[None]:
+    """One training run per stage at a time (two would race for the GPU and for models/<stage>), and
+    the dataset held for reading meanwhile, so no collect, tag or select changes its images mid-run."""
+    stage = recipe.name
+    with locks.hold(workdir.stage_runs(stage), name=f"stage {stage!r}", doing="train",
+                    busy=f"another swimlatent run of stage {stage!r} is training now", advice="wait for it, or stop it with Ctrl-C"):
+        with locks.dataset(workdir.dataset_dir(recipe.dataset.name), doing=f"train {stage}", shared=True):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def start_record(recipe: Recipe, prepared: Prepared, checks: Any, model: dict[str, Any], extension: str | None, *,
                  allow_cpu: bool, inputs_digest: str | None) -> dict[str, Any]:
-    """run.json as written when the run starts (status "running")."""
+    """run.json as written when the run starts (status "running"). ``inputs_digest``:
+    record.train_inputs_digest, what `swimlatent run` compares to skip or resume the stage."""
     manifest = load_manifest()
     plan = prepared.plan
     return {
@@ -204,18 +192,16 @@ def start_record(recipe: Recipe, prepared: Prepared, checks: Any, model: dict[st
 
 
 def train_stage(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool = False, dry_run: bool = False,
-                allow_cpu: bool = False, inputs_digest: str | None = None) -> Path | None:
-    """Train ``recipe``'s stage; the placed model (None for --dry-run)."""
+                allow_cpu: bool = False) -> Path | None:
+    """Train ``recipe``'s stage; the placed model (None for --dry-run). Its run.json records the
+    inputs digest `swimlatent run` compares (record.train_inputs_digest), whichever command trained."""
     if dry_run:
-        return _train(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, dry_run=True, allow_cpu=allow_cpu,
-                      inputs_digest=inputs_digest)
-    with stage_lock(workdir, recipe.name):
-        return _train(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, dry_run=False, allow_cpu=allow_cpu,
-                      inputs_digest=inputs_digest)
+        return _train(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, dry_run=True, allow_cpu=allow_cpu)
+    with stage_lock(workdir, recipe):
+        return _train(recipe, workdir=workdir, sd_scripts=sd_scripts, resume=resume, dry_run=False, allow_cpu=allow_cpu)
 
 
-def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, dry_run: bool, allow_cpu: bool,
-           inputs_digest: str | None) -> Path | None:
+def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, dry_run: bool, allow_cpu: bool) -> Path | None:
     run_dir = records.new_run_dir(workdir, recipe.name, create=not dry_run)
     try:
         prepared = prepare(recipe, run_dir=run_dir, workdir=workdir, sd_scripts=sd_scripts, resume=resume, cpu=allow_cpu)
@@ -239,6 +225,8 @@ def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, 
     try:
         checks.fail_if_any()
         model = input_model(plan, workdir, checks.hub_remote)
+        # after input_model: a hub model's sha256 is known (verified) only once it is here
+        inputs_digest = records.train_inputs_digest(recipe, workdir, sd_scripts)
         if checks.tokenizers_to_fetch is not None:
             from swimlatent_wrap.stages import tokenizers
 
@@ -266,48 +254,74 @@ def _train(recipe: Recipe, *, workdir: Workdir, sd_scripts: Path, resume: bool, 
             record["schedule"]["total_steps"] = total_steps_from_log(log)
         records.write_record(run_dir, record)
 
+    target = workdir.model_path(recipe.name)
     try:
         runner.run(prepared.argv, log_path=log, cwd=run_dir, env=child_env(prepared.env_added),
                    env_shown=prepared.env_added)
     except runner.Interrupted as stop:
         finish("interrupted", exit_code=stop.returncode, error="interrupted (Ctrl-C or SIGTERM); the child was stopped")
-        say(f"interrupted; {workdir.model_path(recipe.name)} was not touched. Saved states are kept in {plan.output_dir}: "
-            f"`swimlatent train {recipe.path} --resume` goes on from the latest")
-        raise
-    except KeyboardInterrupt:  # Ctrl-C just after sd-scripts ended on its own: nothing is placed
-        finish("interrupted", error="interrupted (Ctrl-C) after sd-scripts had exited")
-        raise
+        raise ReportedInterrupt(f"interrupted; {target} was not touched. Saved states are kept in {plan.output_dir}: "
+                                f"`swimlatent train {recipe.path} --resume` goes on from the latest") from None
+    except KeyboardInterrupt:  # as sd-scripts was being started, or just after it ended on its own
+        finish("interrupted", error="interrupted (Ctrl-C) outside sd-scripts' own run (as it started or after it exited)")
+        raise ReportedInterrupt(f"interrupted before sd-scripts' output was verified; {target} was not touched; run it "
+                                f"again (--resume goes on from a saved state in {plan.output_dir}, if there is one)") from None
     except runner.RunFailed as failure:
         finish("failed", exit_code=failure.returncode, error=failure.lines[0])
         raise
     except BaseException as error:
         finish("failed", error=f"{type(error).__name__}: {error}")
         raise
+    return _verify_and_place(recipe, prepared, workdir, log, finish)
 
+
+def _verify_and_place(recipe: Recipe, prepared: Prepared, workdir: Workdir, log: Path,
+                      finish: Callable[..., None]) -> Path:
+    """sd-scripts exited 0: check its output, move it to models/<stage>.safetensors, record "ok".
+
+    A Ctrl-C in here is told truly: before the move nothing was placed (and the record says
+    "interrupted"); after it the model is in place, its record is completed, and the words say
+    the training was done."""
+    plan = prepared.plan
     expected = plan.output_file
-    if not expected.is_file():
-        finish("no_output", exit_code=0, error=f"no {expected}")
-        raise UserError(
-            f"sd-scripts exited 0 but wrote no model ({expected} is missing); it does that when it finds no training data "
-            f"(\"No data found\"); full log: {log}",
-            *[f"  | {line}" for line in _tail(log)],
-        )
-    try:
-        info = verify_model(expected, recipe.script, network_module=getattr(prepared.args, "network_module", None))
-    except UserError as error:
-        finish("invalid_output", exit_code=0, error=error.lines[0])
-        raise UserError(f"sd-scripts exited 0 but its output is not a usable model: {error.lines[0]}; "
-                        f"{workdir.model_path(recipe.name)} was not replaced; full log: {log}") from None
-    sha = sha256_file(expected)
     target = workdir.model_path(recipe.name)
-    place(expected, target)
-    finish("ok", exit_code=0, output={
-        "file": str(expected), "placed": str(target), "sha256": sha, "size": info.size, "tensors": len(info.tensors),
-        "metadata": {k: v for k, v in info.metadata.items()
-                     if (k.startswith("modelspec.") or k in ("ss_steps", "ss_epoch", "sshs_model_hash")) and len(v) < 1000},
-        "placed_identity": file_identity(target),
-    })
-    say(f"{recipe.name}: verified ({len(info.tensors)} tensors, sha256 {sha[:12]}…) and placed at {target}")
+    output: dict[str, Any] | None = None  # what run.json will say of the output, once it is verified
+    recorded = False
+    try:
+        if not expected.is_file():
+            finish("no_output", exit_code=0, error=f"no {expected}")
+            raise UserError(
+                f"sd-scripts exited 0 but wrote no model ({expected} is missing); it does that when it finds no training "
+                f"data (\"No data found\"); full log: {log}",
+                *[f"  | {line}" for line in _tail(log)],
+            )
+        try:
+            info = verify_model(expected, recipe.script, network_module=getattr(prepared.args, "network_module", None))
+        except UserError as error:
+            finish("invalid_output", exit_code=0, error=error.lines[0])
+            raise UserError(f"sd-scripts exited 0 but its output is not a usable model: {error.lines[0]}; "
+                            f"{target} was not replaced; full log: {log}") from None
+        sha = sha256_file(expected)
+        output = {
+            "file": str(expected), "placed": str(target), "sha256": sha, "size": info.size, "tensors": len(info.tensors),
+            "metadata": {k: v for k, v in info.metadata.items()
+                         if (k.startswith("modelspec.") or k in ("ss_steps", "ss_epoch", "sshs_model_hash")) and len(v) < 1000},
+        }
+        place(expected, target)
+        output["placed_identity"] = file_identity(target)
+        finish("ok", exit_code=0, output=output)
+        recorded = True
+        say(f"{recipe.name}: verified ({len(info.tensors)} tensors, sha256 {sha[:12]}…) and placed at {target}")
+    except KeyboardInterrupt:
+        if output is None or expected.exists():  # not moved yet (place() moves it in one rename)
+            finish("interrupted", exit_code=0, error="interrupted (Ctrl-C) while its output was verified; nothing was placed")
+            raise ReportedInterrupt(f"interrupted while sd-scripts' output was verified; {target} was not touched; the "
+                                    f"trained file is left at {expected}") from None
+        if not recorded:
+            output["placed_identity"] = file_identity(target)
+            finish("ok", exit_code=0, output=output)
+        raise ReportedInterrupt(f"{recipe.name}: trained, verified and placed at {target}; the Ctrl-C came after that, "
+                                f"so nothing of the training was lost") from None
     return target
 
 

@@ -49,11 +49,50 @@ def local_model(spec: str, base: Path | None = None) -> ModelFiles | None:
     return ModelFiles(text, onnx, tags)
 
 
-def fetch_model(repo_id: str) -> ModelFiles:
-    """Download (or reuse from the Hugging Face cache) the repo's model.onnx and selected_tags.csv."""
+OFFLINE_HINT = "offline? put model.onnx and selected_tags.csv in a folder and pass that folder as the model"
+
+
+def _cached(repo_id: str) -> dict[str, Path] | None:
+    """Both files from the Hugging Face cache, without a request (None when either is not cached)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf_errors
 
+    try:
+        return {name: Path(hf_hub_download(repo_id=repo_id, filename=name, local_files_only=True))
+                for name in (MODEL_FILE, TAGS_FILE)}
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.HFValidationError, OSError, ValueError):
+        return None
+
+
+def _unreachable(endpoint: str) -> str | None:
+    """Why the Hub's host cannot be reached at all (its name does not resolve), else None: then
+    huggingface_hub's own retries, meant for passing faults, would only add half a minute of noise."""
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(endpoint).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError as error:
+        return f"{host} cannot be reached ({error.strerror or error})"
+    return None
+
+
+def fetch_model(repo_id: str) -> ModelFiles:
+    """The repo's model.onnx and selected_tags.csv: from the Hugging Face cache when both are there
+    (no request: the tagger works offline once fetched), else downloaded into it."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import errors as hf_errors
+
+    paths = _cached(repo_id)
+    if paths is not None:
+        return ModelFiles(repo_id, paths[MODEL_FILE], paths[TAGS_FILE])
+    if constants.HF_HUB_OFFLINE:
+        raise UserError(f"the tagger model {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set", OFFLINE_HINT)
+    if (reason := _unreachable(constants.ENDPOINT)) is not None:
+        raise UserError(f"cannot get the tagger model {repo_id}: {reason}", OFFLINE_HINT)
     expected = (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, hf_errors.EntryNotFoundError,
                 hf_errors.RepositoryNotFoundError, hf_errors.HFValidationError, OSError, ValueError)
     paths = {}
@@ -62,10 +101,7 @@ def fetch_model(repo_id: str) -> ModelFiles:
             paths[filename] = Path(hf_hub_download(repo_id=repo_id, filename=filename))
         except expected as error:
             reason = " ".join(str(error).split()) or type(error).__name__
-            raise UserError(
-                f"cannot get {filename} of the Hugging Face repo {repo_id}: {reason}",
-                "offline? put model.onnx and selected_tags.csv in a folder and pass that folder as the model",
-            ) from None
+            raise UserError(f"cannot get {filename} of the Hugging Face repo {repo_id}: {reason}", OFFLINE_HINT) from None
     return ModelFiles(repo_id, paths[MODEL_FILE], paths[TAGS_FILE])
 
 

@@ -17,7 +17,7 @@ from swimlatent_wrap.tagger.decode import Decoded, decode_ahead, default_workers
 from swimlatent_wrap.tagger.folder import Work, find_work
 from swimlatent_wrap.tagger.labels import RATING, Labels, read_labels
 from swimlatent_wrap.tagger.model_files import resolve_model
-from swimlatent_wrap.tagger.record import ImageTags, ManifestRecorder
+from swimlatent_wrap.tagger.record import ImageTags, ManifestAccess, ManifestRecorder
 from swimlatent_wrap.tagger.terminal import Terminal
 from swimlatent_wrap.tagger.writer import CaptionWriter
 
@@ -29,7 +29,7 @@ class TagJob:
     rule: CaptionRule
     batch_size: int = 8
     force: bool = False  # re-caption images that already have a caption
-    manifest: Path | None = None  # record tags here, if the file exists
+    manifest: ManifestAccess | None = None  # record tags here, if the file exists (the stage opens it)
     only: tuple[str, ...] | None = None  # caption only these file names (a curated selection)
     model_base: Path | None = None  # a relative model folder is looked up here first (the recipe's folder)
     workers: int | None = None  # decode threads; default one per CPU core
@@ -41,6 +41,7 @@ class TagReport:
     captioned: list[Path] = field(default_factory=list)  # caption files written this run
     already: int = 0  # images skipped because they had a caption
     unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (image, reason), no caption written
+    empty: list[Path] = field(default_factory=list)  # images no tag passed the thresholds and blacklist for (no prefix either)
     clashes: list[Path] = field(default_factory=list)
     provider: str | None = None  # None when the model was not needed
     seconds: float = 0.0
@@ -86,7 +87,7 @@ def _caption_pending(job: TagJob, work: Work, report: TagReport, terminal: Termi
                   f"(batch {batch_size}, {workers} decode thread(s)); {len(work.captioned)} already captioned")
     ratings = np.array(labels.indices(RATING), dtype=np.intp)
     recorder = None
-    if job.manifest is not None and job.manifest.is_file():
+    if job.manifest is not None and job.manifest.exists():
         manifest, spec = job.manifest, files.spec
         recorder = lambda: ManifestRecorder(manifest, spec)  # noqa: E731 - made on the writer thread
     writer = CaptionWriter(job.images, recorder)
@@ -95,7 +96,9 @@ def _caption_pending(job: TagJob, work: Work, report: TagReport, terminal: Termi
         with terminal.progress(len(work.pending), "tagging") as advance:
             for batch in _batches(decoded, batch_size, report, advance):
                 scores = session.run(np.stack([item.pixels for item in batch])).astype(np.float64)
-                writer.put([_image_tags(item.path.name, row, labels, ratings, job.rule) for item, row in zip(batch, scores)])
+                tags = [_image_tags(item.path.name, row, labels, ratings, job.rule) for item, row in zip(batch, scores)]
+                report.empty += [item.path for item, found in zip(batch, tags) if not found.caption]
+                writer.put(tags)
                 advance(len(batch))
     finally:
         decoded.close()

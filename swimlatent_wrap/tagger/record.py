@@ -5,6 +5,9 @@ with CREATE TABLE IF NOT EXISTS, never touching the collector's. Kept per image:
 probabilities and every tag at or above the lower of the two thresholds (the ones a caption can
 draw on), so reports and stricter re-captioning need no second model run. One transaction per
 batch: a crash loses at most the batch whose captions were being written.
+
+The file is opened through the dataset manifest's own module (danbooru.manifest.ManifestFile, handed
+in by the stage as a `ManifestAccess`): one way in, and every SQLite error explained the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 from swimlatent_wrap.errors import UserError
 
@@ -40,19 +44,43 @@ class ImageTags:
     tags: list[tuple[str, int, float]]  # (tag, category, probability)
 
 
+class ManifestAccess(Protocol):
+    """The dataset manifest as the tagger sees it (danbooru.manifest.ManifestFile)."""
+
+    path: Path
+
+    def exists(self) -> bool: ...
+
+    def connect(self, timeout: float = 60.0) -> sqlite3.Connection:
+        """A writable connection; a SQLite error as a UserError."""
+        ...
+
+    def explain(self, error: sqlite3.Error) -> UserError:
+        """One UserError line for a SQLite error on this file: what it means, what to do."""
+        ...
+
+
 class ManifestRecorder:
     """Writes ImageTags rows; use from one thread only (sqlite3 connections are per thread)."""
 
-    def __init__(self, path: Path, model: str) -> None:
-        self.path = path
+    def __init__(self, manifest: ManifestAccess, model: str) -> None:
+        self.manifest = manifest
+        self.path = manifest.path
         self.model = model
         try:
-            self._db = sqlite3.connect(path, timeout=60)
+            self._db = manifest.connect(timeout=60)
+        except UserError as error:
+            raise UserError(f"cannot record tags in the dataset manifest: {error.lines[0]}") from None
+        try:
             with self._db:
                 for statement in SCHEMA:
                     self._db.execute(statement)
         except sqlite3.Error as error:
-            raise UserError(f"{path}: cannot record tags in the dataset manifest: {error}") from None
+            self._db.close()
+            raise self._error(error) from None
+
+    def _error(self, error: sqlite3.Error) -> UserError:
+        return UserError(f"cannot record tags in the dataset manifest: {self.manifest.explain(error).lines[0]}")
 
     def record(self, batch: list[ImageTags]) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -66,7 +94,7 @@ class ManifestRecorder:
                     self._db.executemany("INSERT INTO tagger_tags VALUES (?, ?, ?, ?)",
                                          [(item.image, tag, category, probability) for tag, category, probability in item.tags])
         except sqlite3.Error as error:
-            raise UserError(f"{self.path}: cannot record tags in the dataset manifest: {error}") from None
+            raise self._error(error) from None
 
     def close(self) -> None:
         self._db.close()

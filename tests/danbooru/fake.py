@@ -10,7 +10,8 @@ without file_url/md5. Files are served under /data/ at an absolute URL on anothe
 host is caught.
 
 Faults are switched on per test through attributes: counters are consumed by the next matching
-requests; `chaos` makes a seeded random share of all requests fail in one of the ways above.
+requests; `chaos` makes a seeded random share of all requests fail in one of the ways above;
+`hold_files` holds file requests until the test sets `release` (and sets `held` when one waits).
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class Fake:
         self.rng = random.Random(1234)
         self.file_latency = 0.0
         self.api_latency = 0.0
+        # a gate: the next `hold_files` file requests wait until `release` is set; `held` is set when one
+        # is waiting (a test's handshake: the collector is downloading now)
+        self.hold_files = 0
+        self.held = threading.Event()
+        self.release = threading.Event()
         # what happened
         self.user_agents: list[str] = []
         self.file_requests: Counter = Counter()     # md5 -> requests
@@ -260,6 +266,11 @@ class Fake:
                     fail = fake.file_500.get(md5, 0) > 0 or chaos == "500"
                     if fake.file_500.get(md5, 0) > 0:
                         fake.file_500[md5] -= 1
+                    hold = fake.hold_files > 0
+                    fake.hold_files -= hold
+                if hold:
+                    fake.held.set()
+                    fake.release.wait(120)
                 time.sleep(fake.file_latency)
                 data = fake.files.get(md5)
                 if drop:
@@ -336,6 +347,7 @@ class Fake:
         return self.url
 
     def stop(self) -> None:
+        self.release.set()  # no request left waiting on the gate
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

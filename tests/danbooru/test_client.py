@@ -103,13 +103,14 @@ def test_429_holds_every_thread(fake):
     """A 429 is about the client: while one thread waits out Retry-After, the others wait too."""
     fill(fake, 3)
     fake.fail_429, fake.retry_after = 1, "1"
-    c = client(fake)
+    held = threading.Event()
+    c = client(fake, notify=lambda line: held.set())  # told after the 429's hold is in place
     start = time.monotonic()
     first = threading.Thread(target=lambda: c.posts(TAGS, 1))
     first.start()
-    time.sleep(0.2)  # the first thread has had its 429 by now
-    c.posts(TAGS, 1)
-    assert time.monotonic() - start >= 0.95  # without the hold it would have gone out at 0.2 s
+    assert held.wait(60)
+    c.posts(TAGS, 1)  # sent only now, after the hold: it must wait the hold out
+    assert time.monotonic() - start >= 0.95  # the hold began after start and lasts 1 s
     first.join()
     assert len(fake.api_requests) == 3
 

@@ -118,7 +118,7 @@ class Lab:
                                 start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
-    def wait_for_log(self, stage: str, text: str, timeout: float = 30) -> Path:
+    def wait_for_log(self, stage: str, text: str, timeout: float = 120) -> Path:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for run in self.runs(stage)[-1:]:

@@ -117,6 +117,30 @@ def test_run_resumes_an_interrupted_stage_with_the_same_inputs(stages):
     assert lab.steps_in(lab.model("base")) == 12
 
 
+def test_run_after_train_with_nothing_changed_does_not_train_again(stages):
+    """`train` records the inputs digest `run` compares (one function computes it for both)."""
+    lab = stages
+    trained = lab.cli("train", str(lab.recipes / "base.toml"), "--allow-cpu")
+    assert trained.returncode == 0, trained.stderr
+    [first] = lab.runs("base")
+    assert lab.record("base")["inputs_digest"]
+    done = run(lab, "base")
+    assert done.returncode == 0, done.stderr
+    assert f"train: skipped: inputs unchanged since the run in {first}" in done.stderr, done.stderr
+    assert lab.runs("base") == [first]
+    assert run(lab, "base").returncode == 0 and lab.runs("base") == [first]
+
+
+def test_run_resumes_a_train_that_crashed_with_the_same_inputs(stages):
+    lab = stages
+    assert lab.cli("train", str(lab.recipes / "base.toml"), "--allow-cpu", STANDIN_CRASH_AT_EPOCH="3").returncode == 1
+    done = run(lab, "base")
+    assert done.returncode == 0, done.stderr
+    assert "resuming from its saved state" in done.stderr, done.stderr
+    assert lab.record("base")["resume"]["done_epochs"] == 2
+    assert lab.steps_in(lab.model("base")) == 12
+
+
 def test_run_collects_and_tags_then_trains_and_skips_both_when_unchanged(stages, danbooru, tagger_model):
     lab = stages
     for post_id in range(1, 6):

@@ -91,6 +91,18 @@ def test_the_first_line_says_the_scripts_own_error_not_the_launchers(tmp_path):
     assert error.cause == "ValueError: invalid literal for int() with base 10: 'abc'"
     assert error.lines[0].startswith("sdxl_train.py failed (exit code 1): ValueError: invalid literal")
     assert error.lines[0].endswith(f"; full log: {log}")
+    # the launcher's re-raise stays in the log file; what is shown ends at the script's own error
+    assert error.tail[-1] == "ValueError: invalid literal for int() with base 10: 'abc'"
+    assert not any("CalledProcessError" in line for line in error.tail)
+    assert "CalledProcessError" in log.read_text()
+
+
+def test_the_cause_comes_from_this_run_not_an_earlier_one_in_the_same_log(tmp_path):
+    log = tmp_path / "log"
+    log.write_text("Traceback (most recent call last):\nRuntimeError: the previous run's failure\n")
+    with pytest.raises(runner.RunFailed) as failure:
+        runner.run([PY, "-c", "import sys; print('no exception this time'); sys.exit(2)"], log_path=log, echo=False)
+    assert failure.value.cause is None
 
 
 def test_no_exception_line_leaves_the_first_line_as_it_was(tmp_path):
@@ -153,7 +165,7 @@ def _start_driver(tmp_path: Path, child_argv: list[str], interrupt_grace: float 
     proc = subprocess.Popen([PY, str(driver), json.dumps(child_argv), str(log), str(interrupt_grace)], stdout=subprocess.PIPE,
                             text=True, env=env, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     # the command line in the log's header contains the word too: wait for the child's own line
     while time.monotonic() < deadline and not (log.is_file() and "ready" in log.read_text().splitlines()):
         time.sleep(0.02)
@@ -161,17 +173,22 @@ def _start_driver(tmp_path: Path, child_argv: list[str], interrupt_grace: float 
     return proc, log
 
 
-@pytest.mark.parametrize("ignore,expected", [
-    ("", ["SIGINT"]),                       # stops on the forwarded Ctrl-C
-    ("SIGINT", ["SIGINT", "SIGTERM"]),      # ignores it: terminated after the grace period
-    ("SIGINT,SIGTERM", ["SIGINT", "SIGTERM"]),  # ignores both: killed (SIGKILL cannot be seen)
+# The grace periods only decide when the next signal is sent to a child that has not exited. A child
+# that obeys gets a grace far longer than any slow machine needs (it exits, so nobody waits for it);
+# a child that ignores a signal ignores it forever, so a short grace escalates on any machine.
+OBEYS, IGNORES = 120.0, 1.0
+
+
+@pytest.mark.parametrize("ignore,grace,expected", [
+    ("", OBEYS, ["SIGINT"]),                          # stops on the forwarded Ctrl-C
+    ("SIGINT", IGNORES, ["SIGINT", "SIGTERM"]),       # ignores it: terminated after the grace period
+    ("SIGINT,SIGTERM", IGNORES, ["SIGINT", "SIGTERM"]),  # ignores both: killed (SIGKILL cannot be seen)
 ])
-def test_ctrl_c_is_forwarded_then_terminate_then_kill(tmp_path, ignore, expected):
+def test_ctrl_c_is_forwarded_then_terminate_then_kill(tmp_path, ignore, grace, expected):
     marks = tmp_path / "marks"
-    proc, log = _start_driver(tmp_path, [PY, "-c", CHILD, str(marks), ignore], interrupt_grace=1.0)
-    started = time.monotonic()
+    proc, log = _start_driver(tmp_path, [PY, "-c", CHILD, str(marks), ignore], interrupt_grace=grace)
     os.kill(proc.pid, signal.SIGINT)  # what the terminal's Ctrl-C does to the wrapper
-    out, _ = proc.communicate(timeout=30)
+    out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 130, out
     assert "INTERRUPTED" in out
     assert marks.read_text().split() == expected
@@ -179,7 +196,6 @@ def test_ctrl_c_is_forwarded_then_terminate_then_kill(tmp_path, ignore, expected
     if "SIGTERM" in ignore:
         assert "sending SIGKILL" in log.read_text()
         assert "killed by SIGKILL" in log.read_text()
-    assert time.monotonic() - started < 15
 
 
 def test_sigterm_to_the_wrapper_terminates_the_child_too(tmp_path):
@@ -206,7 +222,10 @@ def test_the_whole_group_is_stopped_not_only_the_launcher(tmp_path):
 
 def test_stragglers_of_a_finished_child_are_stopped(tmp_path):
     marks = tmp_path / "marks"
-    starter = ("import subprocess, sys, json; subprocess.Popen(json.loads(sys.argv[1])); print('ready', flush=True)")
+    # The starter exits only once its child has its signal handlers (the child's "ready", passed on):
+    # the straggler grace starts when the starter exits, so the SIGTERM always finds the handler.
+    starter = ("import subprocess, sys, json; p = subprocess.Popen(json.loads(sys.argv[1]), stdout=subprocess.PIPE, text=True); "
+               "print(p.stdout.readline().strip(), flush=True)")
     proc, log = _start_driver(tmp_path, [PY, "-c", starter, json.dumps([PY, "-c", CHILD, str(marks), ""])])
     out, _ = proc.communicate(timeout=30)
     assert "FINISHED" in out

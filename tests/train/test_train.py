@@ -145,7 +145,9 @@ def test_ctrl_c_stops_the_trainer_keeps_the_good_model_and_resumes(stages, on_si
         if wrapper.poll() is None:
             os.killpg(wrapper.pid, signal.SIGKILL)
     assert wrapper.returncode == 130, err
-    assert "interrupted" in err and "--resume" in err
+    said = [line for line in err.splitlines() if "interrupted" in line]
+    assert len(said) == 1 and "--resume" in said[0] and "Traceback" not in err, err  # one line, the stage's own
+    assert said[0].startswith("swimlatent train: interrupted; ") and err.strip().splitlines()[-1] == said[0], err
     assert "sending SIGINT to the training process group" in (run / "log").read_text()
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "interrupted"
