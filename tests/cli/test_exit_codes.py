@@ -69,11 +69,12 @@ def _one_line(stderr: str) -> str:
     (["tag", "--images", "folder", "--general-threshold", "2"], "--general-threshold must be between 0 and 1"),
     (["tag", "--images", "folder", "--character-threshold", "-0.5"], "--character-threshold must be between 0 and 1"),
     (["tag", "--images", "folder", "--batch-size", "0"], "--batch-size: must be 1 or more"),
+    (["tag", "--images", "folder", "--prefix", "new\nline"], "holds a line break: sd-scripts reads only a caption's first line"),
     (["tokenizers", "--force"], "--force goes with --from-bpe, --import or --fetch"),
     (["plan", "r.toml"], "the following arguments are required: --out"),
     (["stamp"], "the following arguments are required: MODEL"),
     (["no-such-command"], "invalid choice"),
-], ids=["recipe-and-images", "neither", "threshold", "negative-threshold", "batch-size", "force-alone", "plan-no-out",
+], ids=["recipe-and-images", "neither", "threshold", "negative-threshold", "batch-size", "prefix-line-break", "force-alone", "plan-no-out",
         "stamp-no-model", "unknown-command"])
 def test_usage_errors_exit_2_with_one_line(tmp_path, argv, message):
     result = run_cli("--workdir", str(tmp_path / "w"), *argv)
