@@ -97,6 +97,13 @@ setup: venv
 	echo "$$want" > "$$stamp"; \
 	echo "make setup: done: sd-scripts at $$sd; its requirements and torch in $(VENV)"
 
+# make setup-check: would `make setup` resolve on a clean Linux machine? pip's resolver as a dry run
+# against the registry for TORCH_PACKAGES with sd-scripts' requirements.txt (the pinned archive) and
+# ours, with CPU stand-ins for torch (no CUDA download); about 15 s, skipped when offline.
+.PHONY: setup-check
+setup-check: venv
+	$(BIN)/python -m pytest -q -rs -s tests/hub/test_setup_resolves.py
+
 base ft lora base-24gb ft-24gb: setup
 	SWIMLATENT_SD_SCRIPTS=$(abspath $(SETUP_SD_SCRIPTS)) $(SW) --workdir $(WORKDIR) run $(RECIPES)/$@.toml
 

@@ -86,7 +86,7 @@ def _positive_int(text: str) -> int:
 
 def _caption_flags(parser: argparse.ArgumentParser) -> None:
     """`tag`'s flags, one per [captions] key, from the table's declarations (name, kind, help, default)."""
-    from swimlatent_wrap.recipe.schema import BOOL, FLOAT, INT, ListOf
+    from swimlatent_wrap.recipe.schema import BOOL, FLOAT, INT, Choice, ListOf
     from swimlatent_wrap.recipe.tables.captions import TABLE
 
     for field in TABLE.fields:
@@ -95,7 +95,9 @@ def _caption_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="store_true", help=field.help)
             continue
         default = f" (default {field.default})" if field.default not in (None, "", []) else ""
-        if isinstance(field.kind, ListOf):
+        if isinstance(field.kind, Choice):
+            parser.add_argument(flag, choices=field.kind.choices, help=field.help + default)
+        elif isinstance(field.kind, ListOf):
             parser.add_argument(flag, metavar='"a, b"', help=f"{field.help}, comma-separated")
         elif field.kind is FLOAT:
             parser.add_argument(flag, type=_float, metavar="F", help=field.help + default)

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "swimlatent_wrap"
 # Lowest first. A module may import from its own package or from a lower layer only; packages of one
 # layer are independent of each other.
 LAYERS = [
-    {"swimlatent_wrap", "errors", "values", "secrets", "host", "workdir", "prompts", "images"},
+    {"swimlatent_wrap", "errors", "values", "secrets", "host", "workdir", "prompts", "images", "hub_access"},
     {"atomic", "selection_file", "locks"},
     {"runner", "sdscripts", "danbooru", "tagger", "modelspec"},
     {"recipe"},

@@ -24,7 +24,8 @@ def overrides(args: argparse.Namespace) -> CaptionOverrides:
     """The [captions] values given as flags ("a, b" lists split into tags)."""
     return CaptionOverrides(model=args.model, prefix=tag_list(args.prefix), general_threshold=args.general_threshold,
                             character_threshold=args.character_threshold, blacklist=tag_list(args.blacklist),
-                            rating_tag=True if args.rating_tag else None, batch_size=args.batch_size)
+                            rating_tag=True if args.rating_tag else None, batch_size=args.batch_size,
+                            resize=args.resize)
 
 
 def tag_list(text: str | None) -> tuple[str, ...] | None:

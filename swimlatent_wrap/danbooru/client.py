@@ -4,10 +4,21 @@ Credentials come only from the environment (DANBOORU_LOGIN / DANBOORU_API_KEY) a
 basic auth, to the API's own host only (never to a file host such as the CDN); they are never logged,
 written or echoed, and `redact` strips the key from any message that could carry it.
 
-Retried (up to ``max_tries``, exponential backoff with jitter): 429 (waiting what Retry-After says, and
-holding every other thread's requests too), 5xx, timeouts, dropped connections, truncated bodies.
+Retried (up to ``max_tries``, exponential backoff with jitter): a 429 with Retry-After (waiting what it
+says, and holding every other thread's requests too), 5xx, timeouts, dropped connections, truncated bodies.
 Turned into one clear error saying what to change: 401, 403, 422, and 410 (the page cap, which the
 search streams handle themselves).
+
+Danbooru's own 429 (`ApplicationController`, `RateLimiter`/`RateLimit`) sends no Retry-After; its body
+says "Wait a minute and try again", and every request made while limited adds a 1 s penalty (30 s at
+most). So a 429 without Retry-After starts ONE hold shared by every thread (``rate_limit_wait``, 60 s by
+default): no request at all leaves while it lasts, a 429 from a request already in flight joins it
+instead of starting another, and such holds do not use up ``max_tries``; the client gives up only once
+``rate_limit_budget`` seconds of holds have been spent.
+
+Two HTTP 500s mean "too slow": "The database timed out running your query." (a statement timeout) and
+"Your request took too long to complete and was canceled." (the request timeout); `is_timeout_500`
+recognises both, and a TransientError for either says "Danbooru timed out" and has ``timeout`` set.
 """
 
 from __future__ import annotations
@@ -28,14 +39,41 @@ from swimlatent_wrap.secrets import redact
 
 DEFAULT_ROOT = "https://danbooru.donmai.us"
 MAX_RETRY_AFTER = 900.0  # a Retry-After longer than this is not waited out: the run stops and says so
+RATE_LIMIT_WAIT = 60.0   # Danbooru's 429 says "Wait a minute and try again" and sends no Retry-After
+RATE_LIMIT_BUDGET = 900.0  # seconds of such holds before a run gives up
+
+# The two messages of Danbooru's HTTP 500s for a query or request that ran too long
+# (ApplicationController#rescue_exception: ActiveRecord::QueryCanceled, Rack::Timeout::RequestTimeoutException).
+STATEMENT_TIMEOUT_MESSAGE = "The database timed out running your query."
+REQUEST_TIMEOUT_MESSAGE = "Your request took too long to complete and was canceled."
+
+
+def is_timeout_500(status: int | None, message: object) -> bool:
+    """Whether an answer (status, server message or error text) is one of Danbooru's "too slow" 500s:
+    the statement timeout ("The database timed out running your query.") or the request timeout
+    ("Your request took too long to complete and was canceled."; its HTML page spells it "cancelled").
+    A narrower search helps with both; a server that is down is not helped and is not matched."""
+    if status is not None and status != 500:
+        return False
+    text = " ".join(str(message or "").lower().split())
+    return "timed out running your query" in text or ("took too long" in text and "cancel" in text) \
+        or "danbooru timed out" in text
 
 
 class TransientError(Exception):
-    """A failure that outlived its retries (429, 5xx, timeout, dropped connection, truncated body)."""
+    """A failure that outlived its retries (429, 5xx, timeout, dropped connection, truncated body).
+    ``timeout``: it was one of Danbooru's "too slow" 500s (is_timeout_500), which a narrower search helps."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, timeout: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.timeout = timeout or (status == 500 and is_timeout_500(status, message))
+
+
+def is_timeout_error(error: BaseException) -> bool:
+    """Whether ``error`` (a TransientError from this client) was a Danbooru timeout 500, either wording."""
+    return bool(getattr(error, "timeout", False)) or (
+        getattr(error, "status", None) == 500 and is_timeout_500(500, str(error)))
 
 
 class PageCapError(UserError):
@@ -48,28 +86,84 @@ class FileGone(Exception):
 
 class Pacer:
     """A token bucket of capacity one shared by every thread: at most ``rate`` requests per second.
-    ``hold`` pushes every thread's next request back (a 429 is about the client, not one request)."""
+    ``hold`` pushes every thread's next request back (a 429 is about the client, not one request),
+    including a thread already waiting for a slot that comes before the hold's end: it queues again
+    behind the hold, so nothing at all is sent while one lasts."""
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate if rate and rate > 0 else 0.0
         self._lock = threading.Lock()
         self._next = 0.0
+        self._held_until = 0.0
+        self._holds = 0  # how many holds were placed (a waiting thread sees whether one came meanwhile)
 
     def wait(self, stop: threading.Event | None = None) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            if stop is not None:
-                stop.wait(delay)
-            else:
-                time.sleep(delay)
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                slot = max(now, self._next, self._held_until)
+                self._next = slot + self.interval
+                holds = self._holds
+            delay = slot - time.monotonic()
+            if delay > 0:
+                if stop is not None:
+                    if stop.wait(delay):
+                        return
+                else:
+                    time.sleep(delay)
+            with self._lock:
+                if self._holds == holds or time.monotonic() >= self._held_until:
+                    return
+            # a hold began while this thread waited for its slot: queue again behind it
 
-    def hold(self, seconds: float) -> None:
+    def hold(self, seconds: float) -> float:
+        """Hold every request for ``seconds`` from now (a longer hold already placed is kept); its end."""
         with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
+            until = time.monotonic() + seconds
+            if until > self._held_until:
+                self._held_until = until
+                self._holds += 1
+            self._next = max(self._next, self._held_until)
+            return self._held_until
+
+    def held_until(self) -> float:
+        with self._lock:
+            return self._held_until
+
+
+# User::Levels (app/models/user.rb) and User.tag_query_limit: 2 for Anonymous, Restricted and Member, 6 for
+# Gold, unlimited for Platinum and up (and for Member and up while a promotion runs; /profile.json then
+# says so in tag_query_limit).
+LEVELS = {0: "Anonymous", 10: "Restricted", 20: "Member", 30: "Gold", 31: "Platinum", 32: "Builder",
+          35: "Contributor", 37: "Approver", 40: "Moderator", 50: "Admin", 60: "Owner"}
+GOLD, PLATINUM = 30, 31
+DEFAULT_TAG_LIMIT = 2  # anonymous (and Member): what is assumed when the account is not known
+
+
+def tag_limit_of_level(level: int) -> int:
+    """Danbooru's tag limit for an account level; 0 = unlimited (Platinum and up)."""
+    if level >= PLATINUM:
+        return 0
+    return 6 if level == GOLD else DEFAULT_TAG_LIMIT
+
+
+def account_tag_limit(profile: dict) -> tuple[int, str]:
+    """The tag limit an account's /profile.json gives (0 = unlimited), and the level in words.
+    Danbooru sends its own ``tag_query_limit`` for the logged-in user (null when unlimited: Ruby's
+    Float::INFINITY becomes null in JSON), which also covers a running promotion; without it the
+    limit follows ``level``."""
+    level = profile.get("level")
+    fallback = LEVELS.get(level, f"level {level}") if isinstance(level, int) else "unknown level"
+    level_name = str(profile.get("level_string") or fallback)
+    if "tag_query_limit" in profile:
+        value = profile["tag_query_limit"]
+        if value is None or (isinstance(value, float) and value == float("inf")):
+            return 0, level_name
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
+            return int(value), level_name
+    if isinstance(level, int) and not isinstance(level, bool):
+        return tag_limit_of_level(level), level_name
+    return DEFAULT_TAG_LIMIT, level_name
 
 
 def network_reason(url: str, error: Exception) -> str:
@@ -138,7 +232,8 @@ def retry_after_seconds(value: str | None) -> float | None:
 class Client:
     def __init__(self, root: str, *, rate: float = 1.0, credentials: Credentials | None = None,
                  timeout: float = 30.0, max_tries: int = 6, backoff: float = 1.0, max_backoff: float = 60.0,
-                 stop: threading.Event | None = None, notify: Callable[[str], None] | None = None) -> None:
+                 stop: threading.Event | None = None, notify: Callable[[str], None] | None = None,
+                 rate_limit_wait: float = RATE_LIMIT_WAIT, rate_limit_budget: float = RATE_LIMIT_BUDGET) -> None:
         self.root = root.rstrip("/")
         self._api_host = urlsplit(self.root)[:2]
         self.credentials = credentials or Credentials(None, None)
@@ -152,6 +247,13 @@ class Client:
         self._count_lock = threading.Lock()
         self.requests_sent = 0
         self.retries = 0
+        # Danbooru's 429 without Retry-After: one shared hold of rate_limit_wait s, up to rate_limit_budget s
+        self.rate_limit_wait = max(0.0, float(rate_limit_wait))
+        self.rate_limit_budget = max(0.0, float(rate_limit_budget))
+        self.rate_limit_held = 0.0  # seconds of such holds started so far
+        self.rate_limit_holds = 0
+        self._hold_lock = threading.Lock()
+        self._rate_limit_spent = False
         # told each retry and why, so a wait is never silent (the collect stage prints it on stderr)
         self.notify = notify or (lambda line: None)
 
@@ -210,23 +312,58 @@ class Client:
         if status == 422:
             raise UserError(f"Danbooru rejected the search (HTTP 422) at {where}{detail}",
                             "too many tags for this account (order: counts as one): set [dataset.danbooru] tag_limit to what "
-                            "your account allows (2 anonymous/Member, 6 Gold) or use fewer [dataset.danbooru] tags")
+                            "your account allows (2 anonymous/Member, 6 Gold, 0 = no limit for Platinum and up; left unset, it is read "
+                            "from the account when DANBOORU_LOGIN is set) or use fewer [dataset.danbooru] tags")
         if status == 410:
             raise PageCapError(f"Danbooru's page cap was reached (HTTP 410) at {where}{detail}",
                                "set [dataset.danbooru] page_limit to your account's cap (1000 ordinary, 5000 Gold+)")
         raise UserError(f"Danbooru answered HTTP {status} at {where}{detail}")
 
+    def _budget_spent(self, url: str) -> TransientError:
+        return TransientError(self.redact(
+            f"gave up on {urlsplit(url).path}: still rate limited by Danbooru (HTTP 429) after "
+            f"{self.rate_limit_held:g} s of holds ([dataset.danbooru] rate_limit_budget = "
+            f"{self.rate_limit_budget:g})"), status=429)
+
+    def _rate_limit_hold(self, url: str) -> None:
+        """A 429 without Retry-After: start the one shared hold (or join the one already running, when
+        this request was in flight as it began), then wait it out. Gives up past the budget."""
+        with self._hold_lock:
+            now = time.monotonic()
+            if self.pacer.held_until() > now:  # another thread's 429 already holds everyone: join it
+                until = self.pacer.held_until()
+                line = None
+            else:
+                if self.rate_limit_held + self.rate_limit_wait > self.rate_limit_budget + 1e-9:
+                    self._rate_limit_spent = True  # from now on nothing more is sent (no thread hammers)
+                    raise self._budget_spent(url)
+                self.rate_limit_held += self.rate_limit_wait
+                self.rate_limit_holds += 1
+                until = self.pacer.hold(self.rate_limit_wait)
+                line = (f"rate limited by Danbooru (HTTP 429, no Retry-After): holding every request for "
+                        f"{self.rate_limit_wait:g} s ({self.rate_limit_held:g} s of the {self.rate_limit_budget:g} s "
+                        "budget used)")
+        with self._count_lock:
+            self.retries += 1
+        if line is not None:
+            self.notify(self.redact(line))  # the hold is in place now
+        self._sleep(until - time.monotonic())
+
     def _request(self, url: str, params: dict | None, *, stream: bool, handle: Callable):
         """GET with pacing and retries; ``handle(response)`` reads it (may raise TransientError)."""
         import requests
 
-        last, last_status = "", None
-        for attempt in range(1, self.max_tries + 1):
+        last, last_status, timed_out = "", None, False
+        attempt = 0
+        while attempt < self.max_tries:
+            attempt += 1
             if self.stop.is_set():
                 raise KeyboardInterrupt
             self.pacer.wait(self.stop)
             if self.stop.is_set():
                 raise KeyboardInterrupt
+            if self._rate_limit_spent:  # the rate-limit budget is spent: no request leaves any more
+                raise self._budget_spent(url)
             delay = self._retry_delay(attempt)
             try:
                 with self._count_lock:
@@ -235,18 +372,25 @@ class Client:
                                          auth=self._auth_for(url), allow_redirects=True) as response:
                     status = response.status_code
                     last_status = status
+                    timed_out = False
                     if status == 429:
                         waited = retry_after_seconds(response.headers.get("Retry-After"))
-                        if waited is not None:
-                            if waited > MAX_RETRY_AFTER:
-                                raise UserError(f"Danbooru asks us to wait {waited:.0f} s (HTTP 429, Retry-After); stopping",
-                                                "what was downloaded is kept: run collect again later, perhaps with a lower "
-                                                "[dataset.danbooru] requests_per_second")
-                            delay = waited
+                        if waited is None:  # Danbooru's own 429: one shared hold, not a try
+                            response.close()
+                            self._rate_limit_hold(url)
+                            attempt -= 1
+                            continue
+                        if waited > MAX_RETRY_AFTER:
+                            raise UserError(f"Danbooru asks us to wait {waited:.0f} s (HTTP 429, Retry-After); stopping",
+                                            "what was downloaded is kept: run collect again later, perhaps with a lower "
+                                            "[dataset.danbooru] requests_per_second")
+                        delay = waited
                         self.pacer.hold(delay)
                         last = "HTTP 429 (rate limited)"
                     elif status >= 500:
-                        last = f"HTTP {status}" + self._message_of(response)
+                        message = self._message_of(response)
+                        timed_out = is_timeout_500(status, message)
+                        last = f"HTTP {status}" + (", Danbooru timed out" if timed_out else "") + message
                     elif status >= 400:
                         if stream and status in (404, 410, 451):
                             raise FileGone(f"HTTP {status}")
@@ -254,11 +398,13 @@ class Client:
                     else:
                         return handle(response)
             except requests.exceptions.ChunkedEncodingError as error:
-                last, last_status = f"truncated body ({type(error).__name__})", None
+                last, last_status, timed_out = f"truncated body ({type(error).__name__})", None, False
             except (requests.Timeout, requests.ConnectionError) as error:
-                last, last_status = network_reason(url, error), None
+                last, last_status, timed_out = network_reason(url, error), None, False
             except TransientError as error:
-                last, last_status = str(error), None
+                if error.status == 429:  # the rate-limit budget is spent
+                    raise
+                last, last_status, timed_out = str(error), None, False
             if attempt < self.max_tries:
                 with self._count_lock:
                     self.retries += 1
@@ -266,7 +412,7 @@ class Client:
                                         f"(try {attempt + 1} of {self.max_tries})"))
                 self._sleep(delay)
         raise TransientError(self.redact(f"gave up on {urlsplit(url).path} after {self.max_tries} tries: {last}"),
-                             status=last_status)
+                             status=last_status, timeout=timed_out)
 
     @staticmethod
     def _message_of(response) -> str:
@@ -300,6 +446,21 @@ class Client:
             return self._request(url, params, stream=False, handle=handle)
         except PageCapError:
             return None
+
+    def profile(self) -> dict:
+        """The account's /profile.json (level, level_string, tag_query_limit …); only with credentials."""
+        url = f"{self.root}/profile.json"
+
+        def handle(response):
+            try:
+                data = response.json()
+            except ValueError as error:
+                raise TransientError("truncated or invalid JSON") from error
+            if not isinstance(data, dict):
+                raise TransientError("unexpected JSON (not a user)")
+            return data
+
+        return self._request(url, None, stream=False, handle=handle)
 
     def download(self, url: str, write: Callable[[bytes], None], reset: Callable[[], None]) -> int:
         """Stream ``url`` through ``write`` (``reset`` before every try); returns bytes written."""

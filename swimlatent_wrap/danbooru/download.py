@@ -5,6 +5,19 @@ Invariants (they hold after a kill at any moment):
 - Its post's row is committed as `planned` before the download starts, so every image has a row;
   `reconcile` at the next start marks a verified file `downloaded`, renames a complete, verified `.part`
   (killed between the last byte and the rename: not fetched again), and deletes any other `.part`.
+- A stored cursor per search (the manifest's `cursors`) only ever names a post the collector has
+  handled (skipped, found downloaded, or recorded `planned` before its download started), and every
+  post before it in that search's order was handled too; it is written at each page read, at the end of
+  a split and on an interrupt, so a kill leaves it behind, never ahead. A resumed run takes the split's
+  unfinished rows first (`planned` without a file, failed but for a wrong md5), then each search from
+  its cursor: `score:<=S` with the posts at S whose id is at or above the cursor's skipped. Scores that
+  change between runs keep this safe: a post that dropped to or below the cursor is met again and
+  passed over by its manifest row (downloaded, or skipped and checked again); one that rose past it had
+  already been handled. What a cursor cannot see is a post that was below it and climbed above it, or a
+  new post above it: the crawl is exact for the order as it was read. The cursor is kept per split and
+  search with a fingerprint of the local rules, so a recipe change (tags checked locally, sizes, file
+  types) reads that search from page 1 again; `Manifest.clear_cursors` (or `DELETE FROM cursors`) forces
+  that too.
 - Only `downloaded` rows count toward a split, and a split never has more downloads in flight than it
   still needs, so a split can never overshoot its target: the split stays exact, and a post whose file
   is in place is never fetched again.
@@ -15,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import hashlib
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,7 +40,7 @@ from swimlatent_wrap.danbooru import query as q
 from swimlatent_wrap.danbooru.client import Client, FileGone, TransientError
 from swimlatent_wrap.danbooru.manifest import Manifest, image_name
 from swimlatent_wrap.danbooru.post import created_at, post_tags
-from swimlatent_wrap.danbooru.stream import StreamContext, split_stream
+from swimlatent_wrap.danbooru.stream import SEARCH, StreamContext, order_value, split_stream
 
 MD5_TRIES = 2  # a wrong md5 is fetched once more, then the post is recorded as failed (for good)
 MD5_FAILED = "md5 mismatch"
@@ -78,6 +92,23 @@ def rules_for(dan, plan: q.Plan, ratings: str, now: dt.datetime | None = None) -
         min_width=int(dan.min_width or 0), min_height=int(dan.min_height or 0), min_pixels=int(dan.min_pixels or 0),
         cutoff=q.age_cutoff(dan.max_age, now), max_age=str(dan.max_age or ""), keep_deleted=bool(dan.keep_deleted),
         required=frozenset(plan.required), excluded=frozenset(plan.excluded))
+
+
+def rules_fingerprint(rules: Rules) -> str:
+    """The local rules a cursor was stored under, in a stable text (the age cutoff as its duration: it moves)."""
+    return "|".join([",".join(sorted(rules.ratings)), ",".join(sorted(rules.file_types)),
+                     f"{rules.min_width}x{rules.min_height}/{rules.min_pixels}", rules.max_age, str(rules.keep_deleted),
+                     " ".join(sorted(rules.required)), " ".join(sorted(rules.excluded))])
+
+
+def row_post(row) -> dict:
+    """A manifest row as the /posts.json entry it came from (the fields collect reads)."""
+    return {"id": row["id"], "md5": row["md5"], "rating": row["rating"], "score": row["score"],
+            "fav_count": row["fav_count"], "created_at": row["created_at"], "file_ext": row["file_ext"],
+            "file_size": row["file_size"], "image_width": row["width"], "image_height": row["height"],
+            "file_url": row["file_url"], "source": row["source"], "tag_string_general": row["tags_general"] or "",
+            "tag_string_character": row["tags_character"] or "", "tag_string_copyright": row["tags_copyright"] or "",
+            "tag_string_artist": row["tags_artist"] or "", "tag_string_meta": row["tags_meta"] or ""}
 
 
 def ineligible(post: dict, rules: Rules) -> str | None:
@@ -212,6 +243,8 @@ class _Run:
         self.windows = q.windows(dan.max_age, int(dan.window_days or 0), today)
         self.context = StreamContext(client, plan.order, int(dan.page_limit or 1000), notes=self.stats.notes)
         self.now = dt.datetime.now(dt.timezone.utc)
+        self.cursors: dict[str, tuple[int, int]] = {}   # this split's cursors not yet written
+        self.cursor_split: tuple[str, str] = ("", "")
 
     def settle(self, future: cf.Future, post: dict, split: str, done: list[int]) -> None:
         status, reason, size = future.result()
@@ -236,8 +269,19 @@ class _Run:
             self.stats.pages += 1
             self.on_change(self.stats)
 
-        self.context.on_page = on_page
-        stream = split_stream(self.context, split, self.windows, self.plan.mix)
+        fingerprint = rules_fingerprint(rules)
+        starts = self.manifest.cursors(split.ratings, fingerprint)
+        self.cursors, self.cursor_split = {}, (split.ratings, fingerprint)
+
+        def on_page_saving(posts: list[dict]) -> None:
+            self.save_cursors()  # every post handled so far: the cursors may pass them
+            on_page(posts)
+
+        self.context.on_page = on_page_saving
+        stream = split_stream(self.context, split, self.windows, self.plan.mix, starts)
+        if starts:  # what earlier runs took and did not finish lies before the cursors: first
+            stream = itertools.chain((row_post(row) for row in self.manifest.pending(split.ratings, self.context.field)),
+                                     stream)
         need = lambda: split.target - done[0] - len(self.inflight)  # noqa: E731
         taken: set[int] = set()
         exhausted = False
@@ -247,26 +291,10 @@ class _Run:
                 if post is None:
                     exhausted = True
                     break
-                if post["id"] in taken:
-                    continue
-                row = self.manifest.get(post["id"])
-                if row is not None and row["status"] == "downloaded":
-                    continue
-                if row is not None and row["status"] == "failed" and str(row["reason"] or "").startswith(MD5_FAILED):
-                    continue
-                reason = ineligible(post, rules)
-                if reason is None:
-                    twin = self.manifest.downloaded_with_md5(post["md5"], post["id"])
-                    if twin is not None:
-                        reason = f"same file as post {twin}"
-                        self.manifest.record(post, split.ratings, "skipped", reason)
-                if reason:
-                    self.stats.skipped += 1
-                    self.on_change(self.stats)
-                    continue
-                self.manifest.record(post, split.ratings, "planned")
-                taken.add(post["id"])
-                self.inflight[self.pool.submit(fetch, self.client, post, self.images)] = post
+                self.consider(post, split, rules, taken)
+                key = post.get(SEARCH)
+                if key is not None:  # handled: the search's cursor may pass it
+                    self.cursors[key] = (order_value(post, self.context.field), post["id"])
             if not self.inflight:
                 break
             finished, _ = cf.wait(list(self.inflight), return_when=cf.FIRST_COMPLETED)
@@ -274,8 +302,38 @@ class _Run:
                 # Recorded first, forgotten after: an interrupt in between leaves it to `interrupted`.
                 self.settle(future, self.inflight[future], split.ratings, done)
                 del self.inflight[future]
+        self.save_cursors()
         if done[0] < split.target:
             self.stats.short.append(f"rating {split.ratings}: {done[0]} of {split.target} (no more eligible posts found)")
+
+    def consider(self, post: dict, split: q.SplitPlan, rules: Rules, taken: set[int]) -> None:
+        """One candidate: passed over (downloaded, final failure, ineligible, a twin) or recorded
+        `planned` and its download started."""
+        if post["id"] in taken:
+            return
+        row = self.manifest.get(post["id"])
+        if row is not None and row["status"] == "downloaded":
+            return
+        if row is not None and row["status"] == "failed" and str(row["reason"] or "").startswith(MD5_FAILED):
+            return
+        reason = ineligible(post, rules)
+        if reason is None:
+            twin = self.manifest.downloaded_with_md5(post["md5"], post["id"])
+            if twin is not None:
+                reason = f"same file as post {twin}"
+                self.manifest.record(post, split.ratings, "skipped", reason)
+        if reason:
+            self.stats.skipped += 1
+            self.on_change(self.stats)
+            return
+        self.manifest.record(post, split.ratings, "planned")
+        taken.add(post["id"])
+        self.inflight[self.pool.submit(fetch, self.client, post, self.images)] = post
+
+    def save_cursors(self) -> None:
+        if self.cursors:
+            self.manifest.save_cursors(*self.cursor_split, self.cursors)
+            self.cursors = {}
 
     def interrupted(self) -> None:
         """Stop the downloads, record the ones that did finish, leave no .part behind."""
@@ -286,6 +344,7 @@ class _Run:
                 status, reason, _ = future.result()
                 self.manifest.set_status(post["id"], status, reason, attempts=1)
         self.inflight.clear()
+        self.save_cursors()  # only posts handled in full: a taken one is `planned` already
         # The interrupt may have come between a rename and its commit (or inside the commit, rolled
         # back): square the planned rows with the files now, as the next start would.
         reconcile(self.manifest, self.images)

@@ -4,7 +4,13 @@ Statuses: seen (returned by a search, eligible, not needed yet), planned (its do
 downloaded (its file is in images/, md5-verified), skipped (not eligible: the reason says why), failed
 (the reason says why; a wrong md5 is final, a network failure is tried again by the next run).
 
-Only the `posts` table is ours; other tools add their own tables to the same file (the tagger does),
+Table `cursors` (schema 3): per split and search (its terms), the (value, id) of the last post the
+collector handled in that search's order, and a fingerprint of the local rules it was handled under;
+a resumed collect goes on after it instead of from page 1 (download.py). A schema-2 file is upgraded
+in place by adding the (empty) table: its first resumed run reads from page 1 once, as before, and
+stores cursors from then on. Schema-2 files are still read as they are by read-only commands.
+
+Only the `posts` and `cursors` tables are ours; other tools add their own tables to the same file (the tagger does),
 so nothing here drops or rewrites unknown tables. WAL mode; every state change is committed at once,
 so a kill at any moment leaves the last committed state, which `download.reconcile` squares with the
 files on disk at the next start.
@@ -27,7 +33,8 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from swimlatent_wrap.errors import UserError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE = (2, 3)  # read-only commands read these as they are (schema 3 only added `cursors`)
 STATUSES = ("seen", "planned", "downloaded", "skipped", "failed")
 KEEP = ("downloaded", "planned", "failed")  # a search meeting the post again does not touch these
 
@@ -55,6 +62,17 @@ COLUMNS_SQL = """
     attempts INTEGER NOT NULL DEFAULT 0,
     first_seen REAL,
     updated_at REAL
+"""
+CURSORS_SQL = """
+CREATE TABLE IF NOT EXISTS cursors (
+    split TEXT NOT NULL,
+    search TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    post_id INTEGER NOT NULL,
+    updated_at REAL,
+    PRIMARY KEY (split, search)
+)
 """
 INDEXES_SQL = """
 CREATE INDEX IF NOT EXISTS posts_split_status ON posts (split, status);
@@ -284,7 +302,7 @@ class Manifest:
             self.db.close()
             raise UserError(f"{self.path}: holds no posts yet (a first collect that stopped early?): run `swimlatent collect` "
                             "on the dataset's recipe")
-        if version == SCHEMA_VERSION:
+        if version in READABLE:
             return
         self.db.close()
         if version > SCHEMA_VERSION:
@@ -304,7 +322,9 @@ class Manifest:
         self.db.execute("BEGIN IMMEDIATE")  # DDL included: all of it or none of it
         try:
             exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'posts'").fetchone()
-            if exists:
+            if exists and version == 2:
+                pass  # schema 3 only adds the cursors table: the posts stay as they are
+            elif exists:
                 # Version 1 lacked the `seen` status in its CHECK, and some columns: copy into the new shape.
                 old = [r[1] for r in self.db.execute("PRAGMA table_info(posts)")]
                 self.db.execute("ALTER TABLE posts RENAME TO posts_v1")
@@ -320,6 +340,7 @@ class Manifest:
             for statement in INDEXES_SQL.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
+            self.db.execute(CURSORS_SQL)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.commit()
         except BaseException:
@@ -385,6 +406,32 @@ class Manifest:
             self.db.execute("UPDATE posts SET status = ?, reason = ?, attempts = attempts + ?, updated_at = ? WHERE id = ?",
                             (status, reason, attempts, time.time(), post_id))
 
+    @_explained
+    def save_cursors(self, split: str, rules: str, cursors: dict[str, tuple[int, int]]) -> None:
+        """Each search's cursor (value, id): every post of it up to there in its order was handled."""
+        now = time.time()
+        rows = [(split, search, rules, value, post_id, now) for search, (value, post_id) in cursors.items()]
+        with self.db:
+            self.db.executemany("INSERT INTO cursors (split, search, rules, value, post_id, updated_at) "
+                                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(split, search) DO UPDATE SET rules = excluded.rules, "
+                                "value = excluded.value, post_id = excluded.post_id, updated_at = excluded.updated_at", rows)
+
+    @_explained
+    def cursors(self, split: str, rules: str) -> dict[str, tuple[int, int]]:
+        """The split's stored cursors by search, those stored under the same local ``rules`` only."""
+        has = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cursors'").fetchone()
+        if has is None:
+            return {}
+        rows = self.db.execute("SELECT search, value, post_id FROM cursors WHERE split = ? AND rules = ?",
+                               (split, rules)).fetchall()
+        return {search: (int(value), int(post_id)) for search, value, post_id in rows}
+
+    @_explained
+    def clear_cursors(self) -> None:
+        """Forget every cursor: the next collect reads every search from page 1 again."""
+        with self.db:
+            self.db.execute("DELETE FROM cursors")
+
     # -- reads -------------------------------------------------------------------------------------
 
     @_explained
@@ -430,6 +477,17 @@ class Manifest:
     def by_file(self, md5: str, ext: str) -> sqlite3.Row | None:
         """The post whose file is ``<md5>.<ext>`` (id, status), if any."""
         return self.db.execute("SELECT id, status FROM posts WHERE md5 = ? AND file_ext = ?", (md5, ext)).fetchone()
+
+    @_explained
+    def pending(self, split: str, order_column: str = "score") -> list[sqlite3.Row]:
+        """The split's rows that a run took and did not finish: planned (no file in place after
+        `download.reconcile`), failed for any reason but a wrong md5, or put back to seen with a reason
+        (its file went missing); highest first."""
+        column = order_column if order_column in ("score", "fav_count") else "score"
+        return self.db.execute(f"SELECT * FROM posts WHERE split = ? AND (status = 'planned' OR (status = 'seen' AND "
+                               f"reason IS NOT NULL) OR (status = 'failed' AND COALESCE(reason, '') NOT LIKE "
+                               f"'md5 mismatch%')) ORDER BY {column} DESC, id DESC",
+                               (split,)).fetchall()
 
     @_explained
     def placed(self) -> list[sqlite3.Row]:

@@ -3,9 +3,12 @@
 Facts relied on (reference/ecosystem.md §A):
 - `limit` is clamped to 200; numbered pages stop at the account's page cap (HTTP 410 beyond it); id
   cursors (b<id>/a<id>) reorder by id, so they cannot continue a score-ordered crawl.
-- Anonymous/Member accounts may search 2 tags, Gold 6, and `order:` counts as one. Metatags such as
+- Anonymous/Member accounts may search 2 tags, Gold 6, Platinum and up any number (collect reads the
+  account's limit from /profile.json when credentials are given and `tag_limit` is unset), and `order:`
+  counts as one. Metatags such as
   rating/age/date/status/filetype/width/height/mpixels/score/favcount are free.
-- `age:<4y` means "created within the last 4 years"; a bare `m` is minutes, months are `mo`.
+- `age:<4y` means "created within the last 4 years"; a bare `m` is minutes, months are `mo`; a year is a
+  fixed 365.25 days and a month 365.25/12 days (duration_parser.rb), not calendar units.
 - `rating:s,q,e` is an OR over first letters; deleted posts come back unless `-status:deleted` is sent.
 
 What the planner decides:
@@ -62,7 +65,7 @@ def duration_problem(text: str | None) -> str | None:
         return (f"{text!r}: use a whole number and one of y, mo, w, d, h, min, s (e.g. \"4y\", \"48mo\", \"30d\"); "
                 "Danbooru reads anything else as seconds")
     number, unit = int(match.group(1)), _UNIT_OF[match.group(2)]
-    days = number * {"y": 365.25, "mo": 365.25 / 12}.get(unit, _SECONDS.get(unit, 1) / 86400)
+    days = number * {"y": 365.25, "mo": 365.25 / 12}.get(unit, _SECONDS.get(unit, 1) / 86400)  # as duration_seconds
     if number < 1 or days > MAX_AGE_DAYS:
         return (f"{text!r}: must be at least 1 and at most {MAX_AGE_DAYS // 365} years (Danbooru's oldest posts are from "
                 f"2005); write \"\" for no age limit")
@@ -78,27 +81,25 @@ def _parse_duration(text: str) -> tuple[int, str]:
     return int(number), _UNIT_OF[unit]
 
 
-def _shift_months(when: dt.datetime, months: int) -> dt.datetime:
-    """Calendar months back, as ActiveSupport's `advance` does (the 31st becomes the month's last day)."""
-    index = when.year * 12 + when.month - 1 - months
-    year, month = divmod(index, 12)
-    month += 1
-    last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
-    return when.replace(year=year, month=month, day=min(when.day, last))
+# duration_parser.rb: `number * 365.25.days` for years and `number * (365.25.days / 12)` for months, fixed
+# lengths (not calendar units: no leap-year or month-length arithmetic).
+YEAR_SECONDS = 365.25 * 86400
+MONTH_SECONDS = YEAR_SECONDS / 12
+
+
+def duration_seconds(text: str) -> float:
+    """A Danbooru duration ("4y", "48mo", "30d", "90min") in seconds, in Danbooru's own units."""
+    number, unit = _parse_duration(text)
+    return number * {"y": YEAR_SECONDS, "mo": MONTH_SECONDS}.get(unit, float(_SECONDS.get(unit, 1)))
 
 
 def age_cutoff(max_age: str | None, now: dt.datetime | None = None) -> dt.datetime | None:
-    """The oldest created_at `age:<max_age` admits (None: no age limit). Danbooru computes
-    `N.years.ago` / `N.months.ago` on the calendar, the other units as fixed lengths."""
+    """The oldest created_at `age:<max_age` admits (None: no age limit): now minus the duration, with
+    years and months the fixed 365.25 and 365.25/12 days Danbooru's duration parser uses."""
     if not max_age:
         return None
     now = now or dt.datetime.now(dt.timezone.utc)
-    number, unit = _parse_duration(max_age)
-    if unit == "y":
-        return _shift_months(now, 12 * number)
-    if unit == "mo":
-        return _shift_months(now, number)
-    return now - dt.timedelta(seconds=number * _SECONDS[unit])
+    return now - dt.timedelta(seconds=duration_seconds(max_age))
 
 
 def split_targets(shares: list[float], count: int) -> list[int]:
@@ -233,15 +234,30 @@ class PlanError(ValueError):
         self.key = key
 
 
-def plan(dan, count: int, artists: list[str] | None = None) -> Plan:
-    """The searches of each [[dataset.danbooru.splits]] (one "g,s,q,e" group when none) for ``count`` images."""
+DEFAULT_TAG_LIMIT = 2  # anonymous and Member accounts: assumed unless the recipe or the account says otherwise
+
+
+def effective_tag_limit(dan, account: int | None = None) -> int:
+    """The tag limit a plan uses (0 = unlimited): the recipe's `tag_limit` when it is set, else the
+    account's (read from /profile.json by collect, when credentials are given), else 2."""
+    if getattr(dan, "tag_limit", None) is not None:
+        return int(dan.tag_limit)
+    if account is not None:
+        return int(account)
+    return DEFAULT_TAG_LIMIT
+
+
+def plan(dan, count: int, artists: list[str] | None = None, *, account_tag_limit: int | None = None) -> Plan:
+    """The searches of each [[dataset.danbooru.splits]] (one "g,s,q,e" group when none) for ``count`` images.
+    ``account_tag_limit``: the account's limit (0 = unlimited), used when the recipe leaves `tag_limit` unset."""
     order = dan.order or "score"
     if order not in ORDERS:
         raise PlanError(f"order {order!r}: use one of {', '.join(ORDERS)}", key="order")
-    limit = int(dan.tag_limit or 0) or 10**6
+    tag_limit = effective_tag_limit(dan, account_tag_limit)
+    limit = tag_limit or 10**6
     budget = limit - 1 - (1 if artists else 0)  # order: and the artist always go in the query
     if budget < 0:
-        raise PlanError(f"tag_limit {dan.tag_limit} cannot hold order:{order}" + (" and an artist" if artists else "")
+        raise PlanError(f"tag_limit {tag_limit} cannot hold order:{order}" + (" and an artist" if artists else "")
                         + f" ({1 + bool(artists)} tags); raise [dataset.danbooru] tag_limit to what your account allows")
     user = [t.strip() for t in (dan.tags or []) if t.strip()]
     free_user = [t for t in user if not is_counted(t)]
@@ -257,11 +273,11 @@ def plan(dan, count: int, artists: list[str] | None = None) -> Plan:
         elif _locally_checkable(term):
             (excluded if term.startswith("-") else required).append(term.lstrip("-"))
         else:
-            raise PlanError(f"tag {term!r} does not fit tag_limit {dan.tag_limit} (order: counts as one"
+            raise PlanError(f"tag {term!r} does not fit tag_limit {tag_limit} (order: counts as one"
                             + (", an artist as another" if artists else "") + ") and cannot be checked locally: "
                             "use fewer [dataset.danbooru] tags or raise tag_limit if your account allows more (Gold: 6)", key="tags")
     if required or excluded:
-        notes.append(f"tag_limit {dan.tag_limit}: checked locally instead of in the search: "
+        notes.append(f"tag_limit {tag_limit}: checked locally instead of in the search: "
                      + " ".join(required + ["-" + t for t in excluded]))
     blacklist = [t.strip().lstrip("-") for t in (dan.blacklist or []) if t.strip()]
     for tag in blacklist:

@@ -6,8 +6,22 @@ server's `order:score` order (score desc, id desc). At the page cap (`page_limit
 again, skipping the posts it has already yielded (ties at S). That is exact keyset pagination on a free
 metatag, so the page cap never hides a post. Only when more than page_limit × 200 posts share one
 score inside the window does it make no progress; then the window is halved by date and both halves
-go on from S. A window whose search keeps failing with Danbooru's statement timeout (HTTP 500 "The database
-timed out running your query.") is halved too.
+go on from S. A window whose search keeps failing with one of Danbooru's two "too slow" 500s ("The database
+timed out running your query." and "Your request took too long to complete and was canceled.") is halved too.
+
+The last allowed page is never read: at `page == page_limit` Danbooru switches paging mode
+(`pagination_extension.rb`) and returns that page in ascending order, so a window stops at page
+page_limit - 1 and re-anchors there instead. Every page is also checked: a page that is not in
+(value desc, id desc) order, or starts above the page before it, is the server's last allowed page
+coming earlier than our `page_limit` (an account with a lower cap; learned when the page is
+ascending) or a score that changed while the pages were read: it is not used, and the window
+re-anchors, which is exact whatever that page held. Only a first page is sorted locally instead (a
+cap of 1 leaves nothing else to read).
+
+A stored cursor (`start`, the (value, id) of the last post the collector handled in that search, kept
+in the manifest) resumes a window at `score:<=value`, skipping the posts at that value with an id at or
+above the cursor's (those came first in the order): download.py says why that stays right when scores
+change between runs.
 
 Streams are merged by score with a heap (k-way merge), lazily: a window's next page is fetched only
 when its posts are about to be needed. The merged order is the global order of the search.
@@ -25,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 from swimlatent_wrap.danbooru import query as q
-from swimlatent_wrap.danbooru.client import Client, TransientError
+from swimlatent_wrap.danbooru.client import Client, TransientError, is_timeout_error
 from swimlatent_wrap.danbooru.post import created_at
 
 
@@ -64,27 +78,42 @@ def sort_key(post: dict, name: str) -> tuple[int, int]:
     return (-order_value(post, name), -int(post.get("id") or 0))
 
 
+def in_order(posts: list[dict], name: str, before: tuple[int, int] | None) -> bool:
+    """Whether a page is in (value desc, id desc) order and starts at or below ``before`` (the last key
+    of the page before it)."""
+    keys = [sort_key(post, name) for post in posts if isinstance(post.get("id"), int)]
+    if before is not None and keys and keys[0] < before:
+        return False
+    return all(a <= b for a, b in zip(keys, keys[1:]))
+
+
 def window_stream(ctx: StreamContext, terms: Iterable[str], window: q.Window, seen: set[int],
-                  after: int | None = None, label: str = "") -> Iterator[dict]:
-    """One search inside one window, highest first; re-anchors past the page cap (module docstring)."""
+                  after: int | None = None, label: str = "", start: tuple[int, int] | None = None) -> Iterator[dict]:
+    """One search inside one window, highest first; re-anchors past the page cap (module docstring).
+    ``start``: a stored cursor (value, id); only posts after it in the order are yielded."""
     terms = list(terms)
+    if start is not None:
+        after = start[0] if after is None else min(after, start[0])
     bound = after if not ctx.anchor_ignored else None  # posts still to come have an order value <= bound
     where = " ".join(window.terms()) or "the age window"
     while True:
         anchor = [f"{ctx.metatag}:<={bound}"] if bound is not None else []
         query = terms + window.terms() + anchor
         progressed, lowest, capped, short, anchor_failed = False, None, True, False, False
-        for page in range(1, ctx.page_limit + 1):
+        previous: tuple[int, int] | None = None
+        # Never page == page_limit: Danbooru answers it in another paging mode, ascending.
+        last = ctx.page_limit - 1 if ctx.page_limit > 1 else 1
+        for page in range(1, last + 1):
             try:
                 posts = ctx.client.posts(query, page)
             except TransientError as error:
                 halves = window.halves() if not ctx.dates_ignored else []
-                # Only Danbooru's statement timeout ("The database timed out running your query.") is
-                # helped by a narrower window; a server that is down is not, and fails the run.
-                if error.status == 500 and "timed out" in str(error).lower() and halves:
+                # Only Danbooru's "too slow" 500s (client.is_timeout_error) are helped by a narrower
+                # window; a server that is down is not, and fails the run.
+                if is_timeout_error(error) and halves:
                     ctx.note(f"{label or 'search'}: HTTP {error.status} kept coming back for {where}; "
                              "read in narrower windows")
-                    yield from _halves(ctx, terms, halves, seen, lowest if lowest is not None else bound, label)
+                    yield from _halves(ctx, terms, halves, seen, lowest if lowest is not None else bound, label, start)
                     return
                 raise
             ctx.pages += 1
@@ -97,6 +126,21 @@ def window_stream(ctx: StreamContext, terms: Iterable[str], window: q.Window, se
             # A short page is usually the last, but Danbooru can return fewer than asked mid-way
             # (gallery-dl #6886), so the next page is still read.
             short = len(posts) < q.PER_PAGE
+            if not in_order(posts, ctx.field, previous):
+                if page > 1:
+                    # Not used: the window re-anchors on what it has yielded. An ascending page is the
+                    # server's last allowed page, before ours: later windows stop short of it. Anything
+                    # else out of order is a score that changed while the pages were read.
+                    keys = [sort_key(post, ctx.field) for post in posts if isinstance(post.get("id"), int)]
+                    if len(keys) > 1 and keys == sorted(keys, reverse=True):
+                        ctx.page_limit = page
+                        ctx.note(f"the server's page cap is {page} pages (its page {page} came back ascending); "
+                                 f"re-anchored before it")
+                    short = False
+                    break
+                posts = sorted(posts, key=lambda post: sort_key(post, ctx.field))
+            if posts and isinstance(posts[-1].get("id"), int):
+                previous = sort_key(posts[-1], ctx.field)
             ctx.on_page(posts)
             for post in posts:
                 post_id = post.get("id")
@@ -108,6 +152,8 @@ def window_stream(ctx: StreamContext, terms: Iterable[str], window: q.Window, se
                     break
                 if post_id in seen:
                     continue
+                if start is not None and value == start[0] and post_id >= start[1]:
+                    continue  # at the cursor's value and not after it: handled by an earlier run
                 if window.tagged and not window.holds(created_at(post)):
                     ctx.dates_ignored = True
                     ctx.note("the server ignored date: windows; the merged order is still exact (duplicates are dropped)")
@@ -133,14 +179,14 @@ def window_stream(ctx: StreamContext, terms: Iterable[str], window: q.Window, se
             ctx.note(f"{label or 'search'}: {where} holds more posts than the page cap lets through"
                      + (f" with {ctx.metatag} {bound}" if bound is not None else "") + "; the rest are not reachable")
             return
-        yield from _halves(ctx, terms, halves, seen, bound, label)
+        yield from _halves(ctx, terms, halves, seen, bound, label, start)
         return
 
 
 def _halves(ctx: StreamContext, terms: list[str], halves: list[q.Window], seen: set[int], bound: int | None,
-            label: str) -> Iterator[dict]:
+            label: str, start: tuple[int, int] | None = None) -> Iterator[dict]:
     """Both halves of a window, merged; they skip what the whole window already yielded (`seen`)."""
-    return merge([window_stream(ctx, terms, half, seen, bound, label) for half in halves], ctx.field)
+    return merge([window_stream(ctx, terms, half, seen, bound, label, start) for half in halves], ctx.field)
 
 
 def merge(streams: list[Iterator[dict]], name: str) -> Iterator[dict]:
@@ -177,15 +223,36 @@ def round_robin(streams: list[Iterator[dict]]) -> Iterator[dict]:
                 live.remove(stream)
 
 
-def split_stream(ctx: StreamContext, split: q.SplitPlan, windows: list[q.Window], mix: str = "score") -> Iterator[dict]:
-    """Every post of one split's searches, in the order collect takes them."""
+SEARCH = "_swimlatent_search"  # set on every post a split stream yields: the key of the search it came from
+
+
+def search_key(search: q.Search) -> str:
+    """A search's key for its stored cursor: its terms (which hold its rating, age, filters and order)."""
+    return " ".join(search.terms)
+
+
+def _tagged(stream: Iterator[dict], key: str) -> Iterator[dict]:
+    for post in stream:
+        post[SEARCH] = key
+        yield post
+
+
+def split_stream(ctx: StreamContext, split: q.SplitPlan, windows: list[q.Window], mix: str = "score",
+                 starts: dict[str, tuple[int, int]] | None = None) -> Iterator[dict]:
+    """Every post of one split's searches, in the order collect takes them; each post says its search
+    (`SEARCH`). ``starts``: stored cursors by `search_key`; a search with one goes on after it. The
+    cursor is a position in the search's own order, the same in every date window, so it holds when
+    the windows move with the date."""
     whole = q.Window(windows[-1].start, windows[0].end, tagged=False)
     streams = []
     for search in split.searches:
         seen: set[int] = set()
+        key = search_key(search)
+        start = (starts or {}).get(key)
         parts = windows if search.windowed and len(windows) > 1 else [whole]
-        parts_streams = [window_stream(ctx, search.terms, part, seen, label=search.label) for part in parts]
-        streams.append(parts_streams[0] if len(parts_streams) == 1 else merge(parts_streams, ctx.field))
+        parts_streams = [window_stream(ctx, search.terms, part, seen, label=search.label, start=start) for part in parts]
+        one = parts_streams[0] if len(parts_streams) == 1 else merge(parts_streams, ctx.field)
+        streams.append(_tagged(one, key))
     if len(streams) == 1:
         return streams[0]
     return merge(streams, ctx.field) if mix == "score" else round_robin(streams)

@@ -110,7 +110,11 @@ def danbooru_findings(danbooru: DatasetDanbooru, *, plan_searches: bool) -> list
     try:
         plan(danbooru, danbooru.count, artists)
     except PlanError as error:
-        return [Finding("dataset.danbooru", error.key, str(error))]
+        if danbooru.tag_limit is not None:
+            return [Finding("dataset.danbooru", error.key, str(error))]
+        # tag_limit unset: collect reads the account's limit (Gold 6, Platinum and up unlimited)
+        return [Finding("dataset.danbooru", error.key, f"{error} — it fits an account allowing more tags: with "
+                        "DANBOORU_LOGIN set, collect reads the account's limit; set tag_limit to say it here", warning=True)]
     return []
 
 

@@ -46,8 +46,10 @@ class DatasetDanbooru(TableValues):
     timeout: float = 30.0
     retry_wait: float = 1.0
     max_tries: int = 6
+    rate_limit_wait: float = 60.0
+    rate_limit_budget: float = 900.0
     page_limit: int = 1000
-    tag_limit: int = 2
+    tag_limit: int | None = None
     window_days: int = 365
     keep_deleted: bool = False
     splits: tuple[DatasetDanbooruSplits, ...] = ()
@@ -75,11 +77,12 @@ class Captions(TableValues):
 
     model: str = 'SmilingWolf/wd-v1-4-swinv2-tagger-v2'
     prefix: tuple[str, ...] = ()
-    general_threshold: float = 0.35
-    character_threshold: float = 0.85
+    general_threshold: float | None = None
+    character_threshold: float | None = None
     blacklist: tuple[str, ...] = ()
     rating_tag: bool = False
     batch_size: int = 8
+    resize: Literal["sd-scripts", "bicubic"] = 'sd-scripts'
 
 
 @dataclass(frozen=True)

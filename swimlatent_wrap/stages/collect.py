@@ -27,8 +27,8 @@ from swimlatent_wrap.recipe.types import DatasetDanbooru
 from swimlatent_wrap.workdir import Workdir
 
 if TYPE_CHECKING:
+    from swimlatent_wrap.danbooru.client import Client
     from swimlatent_wrap.danbooru.download import Stats
-    from swimlatent_wrap.danbooru.query import Plan
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,49 @@ def collect_dataset(recipe: Recipe, workdir: Workdir, *, limit: int | None = Non
             raise UserError(f"{dan.artists}: {problem}")
         artists = q.read_artists(dan.artists)
     try:
-        plan = q.plan(dan, count, artists)
-    except ValueError as error:  # PlanError, or a rating/duration the recipe check let through
+        q.plan(dan, count, artists)  # the recipe's own limit (or 2): refused before any request
+    except q.PlanError as error:
+        if dan.tag_limit is not None or not _has_credentials():
+            raise UserError(f"{recipe.path}: [dataset.danbooru] {error}") from None
+        # tag_limit unset and an account given: the account may allow more, read below
+    except ValueError as error:  # a rating/duration the recipe check let through
         raise UserError(f"{recipe.path}: [dataset.danbooru] {error}") from None
 
     with locks.dataset(workdir.dataset_dir(recipe.dataset.name), doing="collect"):
-        return _collect(recipe, workdir, dan, plan)
+        return _collect(recipe, workdir, dan, count, artists)
 
 
-def _collect(recipe: Recipe, workdir: Workdir, dan: DatasetDanbooru, plan: Plan) -> CollectResult:
+def _has_credentials() -> bool:
+    from swimlatent_wrap.danbooru.client import Credentials
+
+    return Credentials.from_env().login is not None
+
+
+def _account_tag_limit(client: Client, dan: DatasetDanbooru, name: str) -> int | None:
+    """The account's tag limit from /profile.json (0 = unlimited), when `tag_limit` is unset and
+    credentials are given; None otherwise (the plan then assumes 2)."""
+    from swimlatent_wrap.danbooru.client import TransientError, account_tag_limit
+
+    if dan.tag_limit is not None or not client.credentials.login:
+        return None
+    try:
+        profile = client.profile()
+    except (TransientError, UserError) as error:
+        if isinstance(error, UserError) and "HTTP 401" in str(error):
+            raise  # wrong credentials: posts.json would refuse them too
+        # e.g. 403: an API key limited to posts:index may not read the profile
+        print(f"collect {name}: could not read the account's tag limit ({client.redact(str(error))}); assuming 2 "
+              "(set [dataset.danbooru] tag_limit to say it)", file=sys.stderr, flush=True)
+        return None
+    limit, level = account_tag_limit(profile)
+    print(f"collect {name}: account {client.credentials.login} is {level}: "
+          + ("any number of tags per search" if limit == 0 else f"{limit} tags per search")
+          + " (from /profile.json; [dataset.danbooru] tag_limit overrides it)")
+    return limit
+
+
+def _collect(recipe: Recipe, workdir: Workdir, dan: DatasetDanbooru, count: int,
+             artists: list[str] | None) -> CollectResult:
     from swimlatent_wrap.danbooru import query as q
     from swimlatent_wrap.danbooru.client import (
         Client,
@@ -96,7 +130,13 @@ def _collect(recipe: Recipe, workdir: Workdir, dan: DatasetDanbooru, plan: Plan)
     name = recipe.dataset.name
     client = Client(api_root(dan.api_root), rate=dan.requests_per_second, credentials=Credentials.from_env(),
                     timeout=dan.timeout, max_tries=dan.max_tries, backoff=dan.retry_wait,
+                    rate_limit_wait=dan.rate_limit_wait, rate_limit_budget=dan.rate_limit_budget,
                     notify=lambda line: print(f"collect {name}: {line}", file=sys.stderr, flush=True))
+    try:
+        account_limit = _account_tag_limit(client, dan, name)
+        plan = q.plan(dan, count, artists, account_tag_limit=account_limit)
+    except q.PlanError as error:
+        raise UserError(f"{recipe.path}: [dataset.danbooru] {error}") from None
     images = workdir.images_dir(name)
     for line in q.describe(plan):
         print(f"collect {name}: {line}")
@@ -124,6 +164,9 @@ def _collect(recipe: Recipe, workdir: Workdir, dan: DatasetDanbooru, plan: Plan)
           f"{stats.already} before{f', {stats.salvaged} completed from an interrupted run' if stats.salvaged else ''}), "
           f"skipped {stats.skipped}, failed {stats.failed}, {stats.bytes / 1e6:.1f} MB, {stats.pages} pages, "
           f"{client.requests_sent} requests ({client.retries} retried), {seconds:.1f} s, {rate:.2f} img/s")
+    if client.rate_limit_holds:
+        print(f"collect {name}: held every request {client.rate_limit_holds} time(s) for Danbooru's rate limit "
+              f"(HTTP 429 without Retry-After), {client.rate_limit_held:g} s in all", file=sys.stderr)
     for note in stats.notes:
         print(f"collect {name}: note: {note}", file=sys.stderr)
     for line in stats.short:

@@ -173,6 +173,8 @@ def check_hub_model(ref: HubRef, workdir: Workdir, result: Preflight) -> None:
     except hub.HubUnreachable as error:
         if target.is_file():
             result.warnings.append(f"using {target} unverified: {error.lines[0]}")
+        elif isinstance(error, hub.HubGated):
+            result.problems.append(f"model = {ref.text}: {error.lines[0].split(': ', 1)[1]}")
         else:
             result.problems.append(f"model = {ref.text}: not in {target}, and {error.lines[0].split(': ', 1)[1]}; fetch it once "
                                    f"while online, put the file there yourself, or set model to a local path")

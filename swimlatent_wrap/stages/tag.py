@@ -1,7 +1,9 @@
 """Caption a recipe's dataset, or any folder of images, with the WD14 tagger (tagger.pipeline).
 
 Values come from the recipe's [captions] table (for a folder, that table's declared defaults);
-`CaptionOverrides` replace single values of it. A recipe's dataset is locked while it is captioned
+`CaptionOverrides` replace single values of it. Unset thresholds come from the model
+(tagger.thresholds.resolve: its authors' values for a known model, else 0.35 / 0.85), said in
+the run's first line. A recipe's dataset is locked while it is captioned
 (datasets/<name>/.lock, swimlatent_wrap.locks; a selection's source dataset, where its captions are
 written), so a second run on it stops at once and names the first.
 """
@@ -20,6 +22,7 @@ from swimlatent_wrap.recipe.tables import captions as captions_table
 from swimlatent_wrap.tagger.caption import CaptionRule
 from swimlatent_wrap.tagger.pipeline import TagJob, TagReport, tag_folder
 from swimlatent_wrap.tagger.terminal import Terminal
+from swimlatent_wrap.tagger.thresholds import Thresholds, resolve
 from swimlatent_wrap.workdir import Workdir
 
 
@@ -34,6 +37,7 @@ class CaptionOverrides:
     blacklist: tuple[str, ...] | None = None
     rating_tag: bool | None = None
     batch_size: int | None = None
+    resize: str | None = None
 
     def applied_to(self, values: dict[str, Any]) -> dict[str, Any]:
         given = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -83,11 +87,13 @@ def tag_dataset(recipe: Recipe, workdir: Workdir, *, force: bool = False,
                      "(e.g. recipes/swim-in-latent/ft.toml), then `swimlatent curate` this one")
         raise UserError(f"{target.images}: the dataset's images folder does not exist{hint}")
     values = overrides.applied_to(recipe.captions.as_dict())
-    job = _job(values, target.images, target.manifest, target.only, force=force, model_base=recipe.path.parent)
+    base = recipe.path.parent
+    job = _job(values, target.images, target.manifest, target.only, force=force, model_base=base)
+    thresholds = caption_thresholds(values, base)
     if target.lock is None:
-        return _tag(job)
+        return _tag(job, thresholds)
     with locks.dataset(target.lock, doing="tag"):
-        return _tag(job)
+        return _tag(job, thresholds)
 
 
 def tag_images(images: Path, *, force: bool = False, overrides: CaptionOverrides = CaptionOverrides()) -> TagReport:
@@ -97,30 +103,38 @@ def tag_images(images: Path, *, force: bool = False, overrides: CaptionOverrides
     manifest = images.parent / "manifest.sqlite" if images.name == "images" else None
     values = overrides.applied_to({f.name: f.default for f in captions_table.TABLE.fields})
     job = _job(values, images, manifest, None, force=force, model_base=None)
+    thresholds = caption_thresholds(values)
     if manifest is None or not manifest.is_file():
-        return _tag(job)  # a plain folder: no dataset to lock
+        return _tag(job, thresholds)  # a plain folder: no dataset to lock
     with locks.dataset(images.parent, doing="tag"):
-        return _tag(job)
+        return _tag(job, thresholds)
 
 
 def _job(values: dict[str, Any], images: Path, manifest: Path | None, only: tuple[str, ...] | None, *, force: bool,
          model_base: Path | None) -> TagJob:
     from swimlatent_wrap.danbooru.manifest import ManifestFile
 
+    thresholds = caption_thresholds(values, model_base)
     rule = CaptionRule(
         prefix=tuple(values["prefix"]),
-        general_threshold=float(values["general_threshold"]),
-        character_threshold=float(values["character_threshold"]),
+        general_threshold=thresholds.general,
+        character_threshold=thresholds.character,
         blacklist=tuple(values["blacklist"]),
         rating_tag=bool(values["rating_tag"]),
     )
     return TagJob(images=images, model=values["model"], rule=rule, batch_size=int(values["batch_size"]),
                   force=force, manifest=ManifestFile(manifest) if manifest is not None else None, only=only,
-                  model_base=model_base)
+                  model_base=model_base, resize=str(values["resize"]))
 
 
-def _tag(job: TagJob) -> TagReport:
+def caption_thresholds(values: dict[str, Any], model_base: Path | None = None) -> Thresholds:
+    """The thresholds [captions] ``values`` cut at: theirs where set, else the model's (tagger.thresholds)."""
+    return resolve(values["model"], values.get("general_threshold"), values.get("character_threshold"), model_base)
+
+
+def _tag(job: TagJob, thresholds: Thresholds) -> TagReport:
     terminal = Terminal()
+    terminal.note(thresholds.line())  # the run's first line: what captions are cut at, and why
     report = tag_folder(job, terminal)
     print_report(report, terminal)
     left = untrainable(report, job)

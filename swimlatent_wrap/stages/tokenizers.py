@@ -302,23 +302,34 @@ def fetch(cache: Path, *, force: bool = False) -> list[Path]:
     offline_fix = (f"offline, fill it with `swimlatent tokenizers --from-bpe FILE` (open_clip's {BPE_FILE_NAME}) "
                    f"or `swimlatent tokenizers --import DIR` (a tokenizer cache from another machine)")
     try:
+        from huggingface_hub import errors as hf_errors
         from huggingface_hub import hf_hub_download
     except ImportError:
         raise UserError(f"huggingface_hub is not installed (`pip install 'swimlatent[train]'`); {offline_fix}") from None
+    from swimlatent_wrap.hub_access import gated_hint
+
     written = []
     for tok in todo:
         def write(tmp: Path, tok: Tokenizer = tok) -> None:
             for name in REQUIRED_FILES + OPTIONAL_FILES[:1]:
                 try:
                     path = hf_hub_download(tok.repo_id, name)
+                except hf_errors.GatedRepoError:  # before RepositoryNotFoundError, its base class
+                    raise UserError(f"cannot fetch {name} of {tok.repo_id}: {gated_hint(tok.repo_id)}") from None
+                except hf_errors.EntryNotFoundError as error:
+                    if not isinstance(error, hf_errors.LocalEntryNotFoundError) and name not in REQUIRED_FILES:
+                        continue  # the repo has no such optional file
+                    raise _fetch_error(name, tok.repo_id, error, offline_fix) from None
                 except Exception as error:  # offline mode, DNS, refused, HTTP errors: one line for all
-                    if name not in REQUIRED_FILES and type(error).__name__ in ("EntryNotFoundError", "RemoteEntryNotFoundError"):
-                        continue
-                    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") else ""
-                    detail = (str(error).strip().splitlines() or ["no detail"])[0]
-                    raise UserError(f"cannot fetch {name} of {tok.repo_id} from the Hugging Face Hub{offline} "
-                                    f"({type(error).__name__}: {detail}); {offline_fix}") from None
+                    raise _fetch_error(name, tok.repo_id, error, offline_fix) from None
                 atomic.write_bytes(tmp / name, Path(path).read_bytes())
 
         written.append(_install(cache, tok, write))
     return written
+
+
+def _fetch_error(name: str, repo_id: str, error: Exception, offline_fix: str) -> UserError:
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") else ""
+    detail = (str(error).strip().splitlines() or ["no detail"])[0]
+    return UserError(f"cannot fetch {name} of {repo_id} from the Hugging Face Hub{offline} "
+                     f"({type(error).__name__}: {detail}); {offline_fix}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator, Iterable
 
-from swimlatent_wrap.tagger.preprocess import preprocess_file
+from swimlatent_wrap.tagger.preprocess import SD_SCRIPTS, preprocess_file
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,9 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _decode(path: Path, size: int) -> Decoded:
+def _decode(path: Path, size: int, resize: str = SD_SCRIPTS) -> Decoded:
     try:
-        return Decoded(path, preprocess_file(path, size))
+        return Decoded(path, preprocess_file(path, size, resize))
     except Exception as error:  # Pillow raises many types (OSError, SyntaxError, ValueError, …) for a bad file
         return Decoded(path, error=_reason(error))
 
@@ -39,8 +39,10 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def decode_ahead(paths: Iterable[Path], size: int, workers: int, ahead: int) -> Generator[Decoded, None, None]:
-    """Yield every path's ``Decoded`` in order, keeping up to ``ahead`` decodes in flight."""
+def decode_ahead(paths: Iterable[Path], size: int, workers: int, ahead: int,
+                 resize: str = SD_SCRIPTS) -> Generator[Decoded, None, None]:
+    """Yield every path's ``Decoded`` in order, keeping up to ``ahead`` decodes in flight;
+    ``resize``: preprocess.SD_SCRIPTS or preprocess.BICUBIC."""
     from concurrent.futures import ThreadPoolExecutor
 
     ahead = max(ahead, workers, 1)
@@ -48,7 +50,7 @@ def decode_ahead(paths: Iterable[Path], size: int, workers: int, ahead: int) -> 
         in_flight: deque = deque()
         try:
             for path in paths:
-                in_flight.append(pool.submit(_decode, path, size))
+                in_flight.append(pool.submit(_decode, path, size, resize))
                 if len(in_flight) >= ahead:
                     yield in_flight.popleft().result()
             while in_flight:

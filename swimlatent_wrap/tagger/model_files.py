@@ -65,19 +65,35 @@ def _cached(repo_id: str) -> dict[str, Path] | None:
 
 
 def _unreachable(endpoint: str) -> str | None:
-    """Why the Hub's host cannot be reached at all (its name does not resolve), else None: then
-    huggingface_hub's own retries, meant for passing faults, would only add half a minute of noise."""
+    """Why the Hub cannot be reached at all (its host name does not resolve, or nothing listens at its
+    port: connection refused), else None: then huggingface_hub's own retries, meant for passing
+    faults, would only add half a minute of noise. Behind a proxy only the name is checked."""
+    import os
     import socket
     from urllib.parse import urlsplit
 
-    host = urlsplit(endpoint).hostname
+    parts = urlsplit(endpoint)
+    host = parts.hostname
     if not host:
         return None
     try:
         socket.getaddrinfo(host, None)
     except OSError as error:
         return f"{host} cannot be reached ({error.strerror or error})"
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except ConnectionRefusedError as error:
+        return f"nothing answers at {host}:{port} ({error.strerror or error})"
+    except OSError:
+        return None  # a timeout or another fault: huggingface_hub's retries may still get through
     return None
+
+
+def _reason(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def fetch_model(repo_id: str) -> ModelFiles:
@@ -93,15 +109,29 @@ def fetch_model(repo_id: str) -> ModelFiles:
         raise UserError(f"the tagger model {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set", OFFLINE_HINT)
     if (reason := _unreachable(constants.ENDPOINT)) is not None:
         raise UserError(f"cannot get the tagger model {repo_id}: {reason}", OFFLINE_HINT)
-    expected = (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, hf_errors.EntryNotFoundError,
-                hf_errors.RepositoryNotFoundError, hf_errors.HFValidationError, OSError, ValueError)
+    from swimlatent_wrap.hub_access import gated_hint
+
     paths = {}
     for filename in (MODEL_FILE, TAGS_FILE):
         try:
             paths[filename] = Path(hf_hub_download(repo_id=repo_id, filename=filename))
-        except expected as error:
-            reason = " ".join(str(error).split()) or type(error).__name__
-            raise UserError(f"cannot get {filename} of the Hugging Face repo {repo_id}: {reason}", OFFLINE_HINT) from None
+        except hf_errors.GatedRepoError:  # before RepositoryNotFoundError, its base class
+            raise UserError(f"cannot get the tagger model {repo_id}: {gated_hint(repo_id)}") from None
+        except hf_errors.RepositoryNotFoundError:
+            raise UserError(f"cannot get the tagger model {repo_id}: the Hugging Face Hub has no such repo (or it is "
+                            f"private: set HF_TOKEN)", OFFLINE_HINT) from None
+        except hf_errors.LocalEntryNotFoundError as error:  # no answer from the Hub, and not in the cache
+            raise UserError(f"cannot get {filename} of the tagger model {repo_id}: the Hugging Face Hub did not answer "
+                            f"and it is not in the cache ({_reason(error.__cause__ or error)})", OFFLINE_HINT) from None
+        except hf_errors.EntryNotFoundError:
+            raise UserError(f"the Hugging Face repo {repo_id} has no {filename}: not a WD14 tagger (it needs "
+                            f"{MODEL_FILE} and {TAGS_FILE})") from None
+        except hf_errors.HfHubHTTPError as error:
+            status = getattr(getattr(error, "response", None), "status_code", "an error")
+            raise UserError(f"cannot get {filename} of the tagger model {repo_id}: the Hugging Face Hub answered "
+                            f"{status} ({_reason(error)})", OFFLINE_HINT) from None
+        except (hf_errors.HFValidationError, OSError, ValueError) as error:
+            raise UserError(f"cannot get {filename} of the Hugging Face repo {repo_id}: {_reason(error)}", OFFLINE_HINT) from None
     return ModelFiles(repo_id, paths[MODEL_FILE], paths[TAGS_FILE])
 
 

@@ -33,6 +33,7 @@ class TagJob:
     only: tuple[str, ...] | None = None  # caption only these file names (a curated selection)
     model_base: Path | None = None  # a relative model folder is looked up here first (the recipe's folder)
     workers: int | None = None  # decode threads; default one per CPU core
+    resize: str = "sd-scripts"  # preprocess.SD_SCRIPTS (area / LANCZOS) or preprocess.BICUBIC (the authors' reference)
 
 
 @dataclass
@@ -84,14 +85,14 @@ def _caption_pending(job: TagJob, work: Work, report: TagReport, terminal: Termi
         batch_size = session.input.fixed_batch
     workers = job.workers or default_workers()
     terminal.note(f"tagging {len(work.pending)} image(s) in {job.images} with {files.spec} on {session.provider} "
-                  f"(batch {batch_size}, {workers} decode thread(s)); {len(work.captioned)} already captioned")
+                  f"(batch {batch_size}, {workers} decode thread(s), {job.resize} resize); {len(work.captioned)} already captioned")
     ratings = np.array(labels.indices(RATING), dtype=np.intp)
     recorder = None
     if job.manifest is not None and job.manifest.exists():
         manifest, spec = job.manifest, files.spec
         recorder = lambda: ManifestRecorder(manifest, spec)  # noqa: E731 - made on the writer thread
     writer = CaptionWriter(job.images, recorder)
-    decoded = decode_ahead(work.pending, session.input.size, workers, ahead=2 * batch_size + workers)
+    decoded = decode_ahead(work.pending, session.input.size, workers, ahead=2 * batch_size + workers, resize=job.resize)
     try:
         with terminal.progress(len(work.pending), "tagging") as advance:
             for batch in _batches(decoded, batch_size, report, advance):

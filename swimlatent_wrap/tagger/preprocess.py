@@ -16,6 +16,12 @@ average is then taken over the full-resolution geometry, each decoded pixel stan
 block of the original: padding and pixel edges land where they would without draft mode, so
 the only difference left is libjpeg's block averaging (bench/bench_tag.py measures it in grey
 levels). No EXIF rotation, as in sd-scripts.
+
+``resize = "bicubic"`` ([captions]) follows the model authors' reference instead (SmilingWolf's
+wd-tagger space, and dghs-imgutils): the same compositing and centred white square, then
+Pillow's BICUBIC resize of the square to the model's size (only when it is not that size
+already). That path decodes every image at full resolution (no draft mode), so its pixels are
+the reference's exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ WHITE = 255
 # Decode JPEGs at 1/2, 1/4 or 1/8 scale, but keep the long side ≥ DRAFT_MARGIN × the model size.
 DRAFT_MARGIN = 2
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+# [captions] resize: how the padded square is brought to the model's size.
+SD_SCRIPTS = "sd-scripts"  # area averaging when shrinking, LANCZOS when enlarging (the default)
+BICUBIC = "bicubic"  # Pillow BICUBIC, as the authors' reference code
+RESIZES = (SD_SCRIPTS, BICUBIC)
 
 
 def draft_reduction(width: int, height: int, size: int) -> int:
@@ -48,14 +58,14 @@ class DecodedImage:
     reduction: int  # each decoded pixel covers reduction × reduction original pixels
 
 
-def open_rgb(path: Path, size: int) -> DecodedImage:
-    """Decode ``path`` to RGB, transparency on white; large JPEGs at reduced scale."""
+def open_rgb(path: Path, size: int, draft: bool = True) -> DecodedImage:
+    """Decode ``path`` to RGB, transparency on white; large JPEGs at reduced scale unless not ``draft``."""
     from PIL import Image
 
     with Image.open(path) as image:
         full_size = image.size
         reduction = 1
-        if image.format == "JPEG":
+        if draft and image.format == "JPEG":
             wanted = draft_reduction(image.width, image.height, size)
             if wanted > 1:
                 # Pillow takes the scale as min(width // asked width, height // asked height): ask
@@ -103,8 +113,28 @@ def model_input(rgb, size: int, full_size: tuple[int, int] | None = None, reduct
     return np.ascontiguousarray(square[:, :, ::-1], dtype=np.float32)
 
 
-def preprocess_file(path: Path, size: int):
-    """``path`` → the model's input for it. Raises whatever Pillow raises for an unreadable file."""
+def bicubic_input(rgb, size: int):
+    """An RGB image → float32 [size, size, 3] BGR: padded to a centred white square, then resized
+    with Pillow's BICUBIC when the square is not ``size`` already (the authors' reference)."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = rgb.size
+    side = max(width, height)
+    square = Image.new("RGB", (side, side), (WHITE, WHITE, WHITE))
+    square.paste(rgb, ((side - width) // 2, (side - height) // 2))
+    if side != size:
+        square = square.resize((size, size), Image.Resampling.BICUBIC)
+    return np.ascontiguousarray(np.asarray(square, dtype=np.float32)[:, :, ::-1])
+
+
+def preprocess_file(path: Path, size: int, resize: str = SD_SCRIPTS):
+    """``path`` → the model's input for it, resized the ``resize`` way (SD_SCRIPTS or BICUBIC).
+    Raises whatever Pillow raises for an unreadable file."""
+    if resize == BICUBIC:
+        return bicubic_input(open_rgb(path, size, draft=False).image, size)
+    if resize != SD_SCRIPTS:
+        raise ValueError(f"resize must be one of {', '.join(RESIZES)}, not {resize!r}")
     decoded = open_rgb(path, size)
     return model_input(decoded.image, size, decoded.full_size, decoded.reduction)
 

@@ -36,6 +36,16 @@ YEAR = 31556952.0  # ActiveSupport's year, as Danbooru's age: uses
 UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 2629746, "yr": YEAR, "y": YEAR}
 
 
+TIMEOUT_MESSAGES = ("The database timed out running your query.",  # application_controller.rb: QueryCanceled
+                    "Your request took too long to complete and was canceled.")  # Rack::Timeout
+LEVEL_NAMES = {0: "Anonymous", 10: "Restricted", 20: "Member", 30: "Gold", 31: "Platinum", 32: "Builder",
+               35: "Contributor", 37: "Approver", 40: "Moderator", 50: "Admin", 60: "Owner"}
+
+
+def level_tag_limit(level: int) -> float:
+    return float("inf") if level >= 31 else 6 if level == 30 else 2
+
+
 def png_bytes(seed: int, size: int = 16) -> bytes:
     from PIL import Image
 
@@ -79,6 +89,9 @@ class Fake:
         self.credentials = credentials
         self.forbid = False                    # every API request answers 403
         self.ignore: set[str] = set()          # metatags this server pretends not to know (e.g. {"score"})
+        # pagination_extension.rb: page == page_cap switches paging mode and comes back ascending
+        # (`super.first(n).reverse`), as the real server does; False for a plain numbered last page
+        self.reverse_last_page = True
         # faults: the next N matching requests
         self.fail_500 = 0
         self.fail_429 = 0
@@ -91,6 +104,24 @@ class Fake:
         self.slow_seconds = 2.0
         self.timeout_broad = False             # 500 "database timed out" for a search spanning > `broad_days`
         self.broad_days = 400
+        self.timeout_message = TIMEOUT_MESSAGES[0]  # or [1]: the request timeout's 500, which means the same
+        # Danbooru's own rate limiter (rate_limit.rb), on every request (API and files) when `rate_limit_burst`
+        # is set: a token bucket of that many points refilled at 1 point per `rate_limit_second` (1 s on the
+        # real server; scaled down in tests), each request costing 1. A request finding it short answers 429
+        # with no Retry-After; one made while limited (the bucket below 0) costs a further 1-second penalty,
+        # down to -30 points at most. `rate_limited` counts the 429s, `penalised` the requests made while limited.
+        self.rate_limit_burst: float | None = None
+        self.rate_limit_second = 1.0
+        self.rate_points = 0.0
+        self.rate_updated = 0.0
+        self.rate_limited = 0
+        self.penalised = 0
+        self.limited_at: list[float] = []  # time.monotonic() of each 429 the limiter answered
+        self.arrivals: list[tuple[float, str]] = []  # (time.monotonic(), path) of every request, as it arrives
+        # /profile.json: the account's level (User::Levels) when set, else 404; the search's tag limit then
+        # follows the level (2 up to Member, 6 Gold, unlimited Platinum and up), as user.rb's tag_query_limit
+        self.profile_level: int | None = None
+        self.profile_requests = 0
         self.file_500 = {}                     # md5 -> answers 500 this many times
         self.chaos = 0.0                       # share of all requests that fail at random
         self.rng = random.Random(1234)
@@ -153,8 +184,9 @@ class Fake:
     def search(self, query: str) -> tuple[int, object]:
         terms = query.split()
         counted = [t for t in terms if not (":" in t and t.lstrip("-~").split(":", 1)[0] in FREE)]
-        if len(counted) > self.tag_limit:
-            return 422, {"success": False, "message": f"You cannot search for more than {self.tag_limit} tags at a time."}
+        tag_limit = self.tag_limit if self.profile_level is None else level_tag_limit(self.profile_level)
+        if len(counted) > tag_limit:
+            return 422, {"success": False, "message": f"You cannot search for more than {tag_limit} tags at a time."}
         result = list(self.posts)
         order, span = None, None
         for term in terms:
@@ -196,7 +228,7 @@ class Fake:
                 pred = lambda p: True  # noqa: E731
             result = [p for p in result if bool(pred(p)) != neg]
         if self.timeout_broad and not counted[:-1 if order else None] and (span is None or span > self.broad_days):
-            return 500, {"success": False, "message": "The database timed out running your query."}
+            return 500, {"success": False, "message": self.timeout_message}
         if order == "score":
             result.sort(key=lambda p: (-p["score"], -p["id"]))
         elif order == "favcount":
@@ -206,6 +238,24 @@ class Fake:
         return 200, result
 
     # -- server ----------------------------------------------------------------------------------
+
+    def _rate_limit(self) -> bool:
+        """Danbooru's RateLimit.create_or_update! for one request of cost 1: whether it is limited."""
+        with self.lock:
+            if self.rate_limit_burst is None:
+                return False
+            now = time.monotonic()
+            burst, floor = self.rate_limit_burst, -30.0
+            refilled = self.rate_points + (now - self.rate_updated) / self.rate_limit_second
+            self.rate_updated = now
+            limited = min(burst, refilled) - 1 < 0
+            # limited already (below 0): a 1-second penalty (rate × 1 s = 1 point); else the cost, 1 point
+            self.penalised += refilled < 0
+            self.rate_points = max(floor, min(burst, refilled) - 1)
+            self.rate_limited += limited
+            if limited:
+                self.limited_at.append(now)
+            return limited
 
     def _chaos(self) -> str | None:
         with self.lock:
@@ -246,12 +296,33 @@ class Fake:
             def do_GET(self):
                 with fake.lock:
                     fake.user_agents.append(self.headers.get("User-Agent", ""))
+                    fake.arrivals.append((time.monotonic(), self.path))
                 url = urlparse(self.path)
+                if fake._rate_limit():  # no Retry-After, as Danbooru's own 429
+                    return self.send(429, b'{"success":false,"error":"RateLimiter::RateLimitError","message":'
+                                          b'"You\'re doing that too fast. Wait a minute and try again."}')
+                if url.path == "/profile.json" and fake.profile_level is not None:
+                    return self.profile()
                 if url.path.startswith("/data/"):
                     return self.file(url.path[len("/data/"):])
                 if url.path == "/posts.json":
                     return self.api(parse_qs(url.query))
                 self.send(404, b'{"success":false,"message":"not found"}')
+
+            def profile(self):
+                with fake.lock:
+                    fake.profile_requests += 1
+                level, login = 0, None  # no credentials: the anonymous user
+                if "Authorization" in self.headers:
+                    login, key = base64.b64decode(self.headers["Authorization"].split()[1]).decode().split(":", 1)
+                    if fake.credentials is not None and (login, key) != fake.credentials:
+                        return self.send(401, b'{"success":false,"message":"Invalid API key"}')
+                    level = fake.profile_level
+                limit = level_tag_limit(level)  # Float::INFINITY is null in Rails' JSON
+                body = {"id": 1 if login else None, "name": login or "Anonymous", "level": level,
+                        "level_string": LEVEL_NAMES.get(level, ""), "tag_query_limit": None if limit == float("inf") else limit,
+                        "page_limit": 5000 if level >= 30 else 1000}
+                return self.send(200, json.dumps(body).encode())
 
             def file(self, name):
                 md5 = name.split(".")[0]
@@ -333,6 +404,8 @@ class Fake:
                     if "file_url" in post:
                         post["file_url"] = fake.file_root + post["file_url"]
                     chunk.append(post)
+                if fake.reverse_last_page and page == fake.page_cap:
+                    chunk.reverse()
                 body = json.dumps(chunk).encode()
                 if truncate:
                     return self.send(200, body[: len(body) // 2], length=len(body))

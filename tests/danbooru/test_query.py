@@ -86,8 +86,9 @@ def test_rules_check_everything_locally():
 
 def test_durations_follow_danbooru():
     now = dt.datetime(2026, 3, 31, 12, tzinfo=dt.timezone.utc)
-    assert q.age_cutoff("4y", now) == dt.datetime(2022, 3, 31, 12, tzinfo=dt.timezone.utc)  # calendar years
-    assert q.age_cutoff("1mo", now) == dt.datetime(2026, 2, 28, 12, tzinfo=dt.timezone.utc)  # the 31st: month's end
+    # fixed 365.25-day years and 365.25/12-day months (duration_parser.rb), not calendar units
+    assert q.age_cutoff("4y", now) == now - dt.timedelta(days=4 * 365.25)
+    assert q.age_cutoff("1mo", now) == now - dt.timedelta(days=365.25 / 12)
     assert q.age_cutoff("48months", now) == q.age_cutoff("4y", now)
     assert q.age_cutoff("30d", now) == now - dt.timedelta(days=30)
     assert q.age_cutoff("", now) is None

@@ -293,13 +293,15 @@ def test_a_corrupt_image_fails_in_one_line_naming_it(lab: Lab):
 
 
 def test_sd_scripts_finding_no_data_is_an_error_not_a_success(lab: Lab):
-    """sd-scripts logs "No data found" and exits 0 without a model (facts §0.9). num_repeats = 0 is
-    one way there that validate and preflight let through today (see issue 10's domains: when
-    validate refuses it, trigger this with another dataset sd-scripts reads as empty)."""
+    """sd-scripts logs "No data found" and exits 0 without a model (facts §0.9). `validate` now refuses
+    num_repeats = 0 (issue 10), so the way there is a fine-tuning metadata file that lists no image:
+    its content is sd-scripts' data, which neither validate nor preflight reads."""
     folder = lab.data / "empty"
     draw_images(folder, 1, seed=11)
+    metadata = lab.data / "empty-metadata.json"
+    metadata.write_text("{}\n", encoding="utf-8")
     recipe = broken_recipe(lab, "nodata", folder)
-    recipe.write_text(recipe.read_text().replace("[dataset]\n", "[dataset]\nnum_repeats = 0\n", 1))
+    recipe.write_text(recipe.read_text().replace("[dataset]\n", f'[dataset]\nmetadata_file = "{metadata}"\n', 1))
     result = lab.cli("train", str(recipe), "--allow-cpu", row="no data found (fails)")
     assert result.returncode == 1, result.explain()
     line = first_error(result.stderr)

@@ -92,7 +92,7 @@ CASES = [
     ("selection-empty", "lora", '[dataset]\nselection = "empty.txt"', "dataset.selection", "empty"),
     ("selection-from-itself", "lora", '[dataset]\nfrom_dataset = "danbooru-lora"', "dataset.from_dataset", "own name"),
     ("tag-limit-with-artists", "ft", '[dataset.danbooru]\nartists = "some-artists.txt"\ntag_limit = 1', "dataset.danbooru.tag_limit", "cannot hold order"),
-    ("tags-past-the-limit", "base", '[dataset.danbooru]\ntags = ["1girl", "solo", "~smile"]', "dataset.danbooru.tags", "tag_limit"),
+    ("tags-past-the-limit", "base", '[dataset.danbooru]\ntag_limit = 2\ntags = ["1girl", "solo", "~smile"]', "dataset.danbooru.tags", "tag_limit"),
     ("file-types-video", "base", '[dataset.danbooru]\nfile_types = ["jpg", "mp4"]', "dataset.danbooru.file_types", "'mp4'"),
     ("api-root-not-http", "base", '[dataset.danbooru]\napi_root = "danbooru.donmai.us"', "dataset.danbooru.api_root", "http(s) URL"),
     ("api-root-credentials", "base", '[dataset.danbooru]\napi_root = "https://me:key@danbooru.donmai.us"', "dataset.danbooru.api_root", "DANBOORU_API_KEY"),
@@ -155,3 +155,14 @@ def test_each_broken_recipe_is_refused_with_one_line_naming_its_key(verdicts, ca
 def test_the_corpus_is_large_and_each_case_distinct():
     assert len(CASES) >= 60
     assert len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_tags_past_the_default_limit_are_a_warning_when_the_account_decides(tmp_path):
+    """With tag_limit unset, collect reads the account's limit (Gold 6, Platinum unlimited): validate
+    cannot know it, so a search that fits only a larger limit is a warning, not a refusal."""
+    recipe = tmp_path / "tags.toml"
+    recipe.write_text(f'extends = "{SHIPPED / "base"}.toml"\nname = "tags"\n[dataset.danbooru]\n'
+                      'tags = ["1girl", "solo", "~smile"]\n', encoding="utf-8")
+    result = run_cli("validate", str(recipe))
+    assert result.returncode == 0, result.stderr
+    assert "dataset.danbooru.tags: warning:" in result.stderr and "DANBOORU_LOGIN" in result.stderr

@@ -83,10 +83,17 @@ DANBOORU = Table(
         Field("timeout", FLOAT, 30.0, "seconds to wait for a connection or for the next bytes of an answer", check=Domain(0, 3600, low_open=True, why="seconds")),
         Field("retry_wait", FLOAT, 1.0, "seconds before the first retry, doubled for each next one (at most 60); "
               "a 429's Retry-After is waited instead", check=Domain(0, 3600, low_open=True, why="seconds")),
-        Field("max_tries", INT, 6, "tries per request on 429, 5xx, timeouts and dropped connections", check=Domain(1, 100)),
+        Field("max_tries", INT, 6, "tries per request on 5xx, timeouts, dropped connections and a 429 with Retry-After",
+              check=Domain(1, 100)),
+        Field("rate_limit_wait", FLOAT, 60.0, "seconds every request is held after a 429 without Retry-After "
+              "(Danbooru's own, which says to wait a minute); such holds do not use up max_tries",
+              check=Domain(0, 3600, low_open=True, why="seconds")),
+        Field("rate_limit_budget", FLOAT, 900.0, "seconds of those holds, in all, before collect gives up "
+              "(what was downloaded is kept)", check=Domain(0, 86400, why="seconds")),
         Field("page_limit", INT, 1000, "numbered-page cap of the account (1000 ordinary, 5000 Gold+)", check=Domain(1, 100_000)),
-        Field("tag_limit", INT, 2, "tags per query the account may use (2 anonymous/Member, 6 Gold, 0 = no limit); "
-              "order: counts as one", check=Domain(0, 100)),
+        Field("tag_limit", INT, None, "tags per query the account may use (2 anonymous/Member, 6 Gold, 0 = no limit); "
+              "order: counts as one; unset: read from the account (/profile.json) when DANBOORU_LOGIN is set, else 2",
+              check=Domain(0, 100)),
         Field("window_days", INT, 365, "searches without a tag of their own are read in date windows this long, "
               "merged by score (narrow queries stay under Danbooru's statement timeout); 0 = one search",
               check=Domain(0, MAX_AGE_DAYS, why="days; 100 years at most")),
