@@ -466,6 +466,15 @@ class Manifest:
         return self.db.execute("SELECT * FROM posts").fetchall()
 
     @_explained
+    def tagger_categories(self) -> dict[str, int]:
+        """Tag -> category (0 general, 4 character, 9 rating) of every tag the tagger recorded for any
+        image (its `tagger_tags` table); empty when the dataset was never tagged."""
+        table = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tagger_tags'").fetchone()
+        if table is None:
+            return {}
+        return {r[0]: r[1] for r in self.db.execute("SELECT DISTINCT tag, category FROM tagger_tags")}
+
+    @_explained
     def downloaded_scores(self) -> dict[str, int]:
         """Image file name -> Danbooru score, for every downloaded post (curate's ranking)."""
         if not self.has_posts:

@@ -240,7 +240,7 @@ DEFAULT_TAG_LIMIT = 2  # anonymous and Member accounts: assumed unless the recip
 def effective_tag_limit(dan, account: int | None = None) -> int:
     """The tag limit a plan uses (0 = unlimited): the recipe's `tag_limit` when it is set, else the
     account's (read from /profile.json by collect, when credentials are given), else 2."""
-    if getattr(dan, "tag_limit", None) is not None:
+    if dan.tag_limit is not None:
         return int(dan.tag_limit)
     if account is not None:
         return int(account)

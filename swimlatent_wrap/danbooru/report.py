@@ -209,7 +209,7 @@ def page_problem(error: OSError, dataset_dir: Path, again: str = "`swimlatent re
     return f"{where}: {error.strerror or error}: the report page was not written"
 
 
-def write_report(name: str, summary: dict, dataset_dir: Path, thumbs: int = 240) -> Path:
+def write_report(name: str, summary: dict, dataset_dir: Path, thumbs: int = 240, captions: dict | None = None) -> Path:
     """report/index.html (plots + contact sheet) under ``dataset_dir``; returns its path."""
     out_dir = dataset_dir / "report"
     made = make_thumbs(dataset_dir / "images", out_dir / "thumbs", summary["images"], thumbs)
@@ -223,6 +223,10 @@ def write_report(name: str, summary: dict, dataset_dir: Path, thumbs: int = 240)
     for key, title in TOPS:
         body.append(f"<section><h2>{title}</h2>{svg_bars(summary[key])}</section>")
     body.append("</div>")
+    if captions is not None:
+        from swimlatent_wrap.danbooru.captions import captions_html
+
+        body.append(captions_html(captions, svg_bars))
     shown = [e for e in summary["images"] if e[0] in made]
     body.append(f"<h2>contact sheet: the {len(shown)} highest-scored of {len(summary['images'])} images</h2><div class=grid>")
     for file, md5, score, rating, w, h, post_id in shown:
