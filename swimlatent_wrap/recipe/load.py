@@ -344,7 +344,7 @@ class _Loader:
         if dataset.name is not None:  # None: [dataset] itself is missing or not a table (reported)
             danbooru_ok = not any(p.key.startswith("dataset.danbooru") for p in self.problems)
             findings += rules.dataset_findings(dataset, plan_searches=danbooru_ok)
-        findings += rules.thumbnail_findings(cast(Modelspec, tables["modelspec"]))
+        findings += rules.modelspec_findings(cast(Modelspec, tables["modelspec"]), cast(Captions, tables["captions"]))
         reported = {p.key for p in self.problems}
         for finding in findings:
             key = f"{finding.table}.{finding.key}" if finding.table else finding.key

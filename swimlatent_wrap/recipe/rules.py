@@ -13,7 +13,8 @@ from pathlib import Path
 from swimlatent_wrap.danbooru.query import EMPTY_ARTISTS, PlanError, artists_problem, plan, read_artists
 from swimlatent_wrap.errors import UserError
 from swimlatent_wrap.prompts import PromptFileError, read_prompts
-from swimlatent_wrap.recipe.types import Dataset, DatasetDanbooru, Modelspec, Sample, Sweep
+from swimlatent_wrap.modelspec.spec import publish_problem
+from swimlatent_wrap.recipe.types import Captions, Dataset, DatasetDanbooru, Modelspec, Sample, Sweep
 from swimlatent_wrap.sdscripts.manifest import Manifest
 from swimlatent_wrap.selection_file import selection_problem
 from swimlatent_wrap.workdir import RESERVED_STAGES, name_problem
@@ -118,7 +119,18 @@ def danbooru_findings(danbooru: DatasetDanbooru, *, plan_searches: bool) -> list
     return []
 
 
-def thumbnail_findings(modelspec: Modelspec) -> list[Finding]:
+def modelspec_findings(modelspec: Modelspec, captions: Captions) -> list[Finding]:
+    """What `stamp` would publish beyond [modelspec]'s own checked values: the caption prefix (the
+    default usage_hint and trigger_phrase) and the thumbnail."""
+    findings: list[Finding] = []
+    if captions.prefix and not (modelspec.usage_hint and modelspec.trigger_phrase):
+        if (problem := publish_problem(", ".join(captions.prefix))) is not None:
+            findings.append(Finding("captions", "prefix", f"{problem} (as the default usage_hint and trigger_phrase); "
+                                    "set [modelspec] usage_hint and trigger_phrase, or change the prefix"))
+    return findings + _thumbnail_findings(modelspec)
+
+
+def _thumbnail_findings(modelspec: Modelspec) -> list[Finding]:
     if modelspec.thumbnail is None:
         return []
     from swimlatent_wrap.modelspec.spec import thumbnail_data_url

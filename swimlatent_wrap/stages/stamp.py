@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swimlatent_wrap.errors import UserError
-from swimlatent_wrap.modelspec.spec import StampResult, publish_problem, resolution_text, stamp_file, thumbnail_data_url
+from swimlatent_wrap.modelspec.spec import StampResult, resolution_text, stamp_file, thumbnail_data_url
 from swimlatent_wrap.recipe import Recipe
 from swimlatent_wrap.workdir import Workdir
 
 
 def recipe_values(recipe: Recipe) -> dict[str, str]:
     """The recipe's [modelspec] values that are set, as ModelSpec strings (thumbnail: a data URL);
-    usage_hint and trigger_phrase default to the caption prefix, resolution to the dataset's."""
+    usage_hint and trigger_phrase default to the caption prefix, resolution to the dataset's. Nothing
+    here can hold a path or a secret: `validate` refuses them ([modelspec] and the prefix alike)."""
     table = recipe.modelspec
     values: dict[str, str] = {key: value for key, value in table.as_dict().items() if isinstance(value, str) and value}
     if table.tags:
@@ -25,9 +25,6 @@ def recipe_values(recipe: Recipe) -> dict[str, str]:
     resolution = recipe.dataset_config.get("resolution")
     if resolution is not None:
         values.setdefault("resolution", resolution_text(resolution))
-    for key, value in values.items():
-        if (problem := publish_problem(value)) is not None:  # [modelspec] is checked by `validate`; the prefix is not
-            raise UserError(f"{recipe.path}: [modelspec] {key}: {problem}")
     if table.thumbnail is not None:
         values["thumbnail"] = thumbnail_data_url(table.thumbnail)
     return values

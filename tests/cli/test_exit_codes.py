@@ -157,13 +157,14 @@ def _ctrl_c_at_handshake(child: subprocess.Popen, handshake: str) -> tuple[str, 
 
 
 def test_ctrl_c_while_starting_says_nothing_was_done(tmp_path):
-    """`tomllib` is first imported while the CLI builds its parser: a slow import there."""
-    stubs = _stub(tmp_path / "stubs", "tomllib", WAIT_FOR_CTRL_C.format(name="tomllib"))
+    """`difflib` is first imported while the CLI builds its parser (the [captions] declarations behind
+    `tag`'s flags, through the tables' checks): a slow import there."""
+    stubs = _stub(tmp_path / "stubs", "difflib", WAIT_FOR_CTRL_C.format(name="difflib"))
     model = tmp_path / "m.safetensors"
     sf.checkpoint(model)
     before = model.read_bytes()
     child = _start(["stamp", str(model), "--set", "title=Swim"], _env(stubs))
-    _, err = _ctrl_c_at_handshake(child, "stand-in tomllib: loading")
+    _, err = _ctrl_c_at_handshake(child, "stand-in difflib: loading")
     assert child.returncode == 130, err
     line = _one_line(err)
     assert line == "swimlatent: stopped by Ctrl-C before it started; nothing was done", line

@@ -103,6 +103,7 @@ CASES = [
     ("model-url", "base", 'model = "https://huggingface.co/a/b/c.safetensors"', "model", "URLs are not model references"),
     ("prefix-line-break", "base", '[captions]\nprefix = ["new", "line\\nbreak"]', "captions.prefix", "line break"),
     ("prefix-comma", "base", '[captions]\nprefix = ["best quality, masterpiece"]', "captions.prefix", "comma"),
+    ("prefix-published-path", "lora", '[captions]\nprefix = ["made in /home/me/art"]', "captions.prefix", "absolute local path"),
     ("prefix-a-string", "base", '[captions]\nprefix = "a, b"', "captions.prefix", "an array of strings"),
     ("resolution-one-side", "base", "[dataset_config]\nresolution = [1024]", "dataset_config.resolution", "[width, height]"),
     ("token-length", "base", "[args]\nmax_token_length = 300", "args.max_token_length", "150, 225"),
